@@ -1,0 +1,34 @@
+// Jest runs TypeScript as ESM through ts-jest (NODE_OPTIONS=--experimental-vm-modules is set by
+// the npm scripts). Two projects: unit tests need nothing running; integration tests share one
+// control plane started by the project's global setup, which runs only when one of them is run.
+const tsJest = {
+  '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.json' }],
+};
+
+const shared = {
+  extensionsToTreatAsEsm: ['.ts'],
+  transform: tsJest,
+  testEnvironment: 'node',
+  moduleFileExtensions: ['ts', 'js', 'json'],
+  // Sources import siblings as './x.ts'; the compiler rewrites that to './x.js' (as tsc does for
+  // dist/), so map it back to the TypeScript file.
+  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
+};
+
+/** @type {import('jest').Config} */
+export default {
+  projects: [
+    {
+      ...shared,
+      displayName: 'unit',
+      testMatch: ['<rootDir>/test/unit/**/*.test.ts'],
+    },
+    {
+      ...shared,
+      displayName: 'integration',
+      testMatch: ['<rootDir>/test/integration/**/*.test.ts'],
+      globalSetup: '<rootDir>/test/harness/global-setup.ts',
+      globalTeardown: '<rootDir>/test/harness/global-teardown.ts',
+    },
+  ],
+};

@@ -1,0 +1,224 @@
+/**
+ * Builds, and caches, the Go programs the test harness runs: the control plane under
+ * `test/controlplane` and kwok from the Go module proxy.
+ *
+ * A binary is stored under a key made of everything that decides its bytes (go.mod, go.sum, the
+ * Go sources, the Go version, the build flags), so a second start reuses it in milliseconds and
+ * any change to those inputs builds a new one. Go's own module and build caches are left where
+ * Go keeps them, so a rebuild after a small change is incremental. A cold build takes minutes:
+ * it prints a progress line at least every PROGRESS_INTERVAL_MS instead of staying silent.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { HarnessError, USE_EXISTING_HINT } from './errors.ts';
+
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const CONTROLPLANE_DIR = join(REPO_ROOT, 'test', 'controlplane');
+
+/** kwok release installed from the Go module proxy; pinned so every machine runs the same one. */
+export const KWOK_VERSION = 'v0.8.0';
+
+const BUILD_FLAGS = ['-trimpath', '-ldflags=-s -w'];
+const PROGRESS_INTERVAL_MS = 15_000;
+const BUILD_TIMEOUT_MS = 45 * 60_000;
+
+export interface BuildOptions {
+  /** Root of the harness cache; default `$CLARA_CACHE_DIR` or `~/.cache/clara-operator`. */
+  cacheDir?: string;
+  /** Where progress lines go; default stderr. */
+  log?: (line: string) => void;
+  /** Environment for the go command; default process.env. For tests of the error paths. */
+  env?: NodeJS.ProcessEnv;
+}
+
+export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  return env.CLARA_CACHE_DIR ?? join(homedir(), '.cache', 'clara-operator');
+}
+
+const stderrLog = (line: string): void => {
+  process.stderr.write(`${line}\n`);
+};
+
+/**
+ * Returns the path of the control-plane binary, building it first when no binary for the current
+ * inputs is cached. Throws HarnessError, with one line naming what is missing, when Go or the
+ * module proxy cannot be used.
+ */
+export async function ensureControlPlaneBinary(opts: BuildOptions = {}): Promise<string> {
+  const env = opts.env ?? process.env;
+  const log = opts.log ?? stderrLog;
+  const goVersion = requireGo(env);
+  const key = controlPlaneCacheKey(goVersion);
+  const dir = join(opts.cacheDir ?? defaultCacheDir(env), 'controlplane', key);
+  const binary = join(dir, 'clara-controlplane');
+  if (existsSync(binary)) {
+    return binary;
+  }
+
+  log(`[controlplane] no cached binary for key ${key}; building (a cold build takes minutes)`);
+  const startedMs = Date.now();
+  await runGo(['mod', 'download'], {
+    cwd: CONTROLPLANE_DIR,
+    env,
+    log,
+    what: 'downloading Go modules for the control plane',
+  });
+  mkdirSync(dir, { recursive: true });
+  const partial = `${binary}.partial-${process.pid}`;
+  await runGo(['build', '-v', ...BUILD_FLAGS, '-o', partial, '.'], {
+    cwd: CONTROLPLANE_DIR,
+    env,
+    log,
+    what: 'building the control plane',
+  });
+  // Rename last, so an interrupted build never leaves a binary that looks complete.
+  renameSync(partial, binary);
+  log(`[controlplane] built in ${formatMs(Date.now() - startedMs)}: ${binary}`);
+  return binary;
+}
+
+/** Returns the path of the pinned kwok binary, installing it from the module proxy if needed. */
+export async function ensureKwokBinary(opts: BuildOptions = {}): Promise<string> {
+  const env = opts.env ?? process.env;
+  const log = opts.log ?? stderrLog;
+  const goVersion = requireGo(env);
+  const key = hash([KWOK_VERSION, goVersion, ...BUILD_FLAGS]);
+  const dir = join(opts.cacheDir ?? defaultCacheDir(env), 'kwok', `${KWOK_VERSION}-${key}`);
+  const binary = join(dir, 'kwok');
+  if (existsSync(binary)) {
+    return binary;
+  }
+
+  log(`[kwok] installing sigs.k8s.io/kwok ${KWOK_VERSION} from the Go module proxy`);
+  const tmp = `${dir}.partial-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
+  await runGo(['install', ...BUILD_FLAGS, `sigs.k8s.io/kwok/cmd/kwok@${KWOK_VERSION}`], {
+    cwd: tmp,
+    env: { ...env, GOBIN: tmp, GOFLAGS: '-mod=mod' },
+    log,
+    what: `installing kwok ${KWOK_VERSION}`,
+  });
+  rmSync(dir, { recursive: true, force: true });
+  renameSync(tmp, dir);
+  return binary;
+}
+
+/** The cache key of the control-plane binary: a digest of every input that decides its bytes. */
+export function controlPlaneCacheKey(goVersion: string): string {
+  const files = readdirSync(CONTROLPLANE_DIR)
+    .filter((name) => name === 'go.mod' || name === 'go.sum' || name.endsWith('.go'))
+    .sort();
+  const parts = [goVersion, process.platform, process.arch, ...BUILD_FLAGS];
+  for (const name of files) {
+    parts.push(name, readFileSync(join(CONTROLPLANE_DIR, name), 'utf8'));
+  }
+  return hash(parts);
+}
+
+function hash(parts: string[]): string {
+  const h = createHash('sha256');
+  for (const part of parts) {
+    h.update(part).update('\0');
+  }
+  return h.digest('hex').slice(0, 16);
+}
+
+/** Returns `go version` output, or throws a HarnessError saying Go is missing. */
+function requireGo(env: NodeJS.ProcessEnv): string {
+  const result = spawnSync('go', ['version'], { env, encoding: 'utf8', timeout: 30_000 });
+  if (result.error || result.status !== 0) {
+    const reason = result.error ? result.error.message : result.stderr.trim();
+    throw new HarnessError(
+      `Go is not available (${reason}); the test control plane is built from the Kubernetes ` +
+        `Go modules and needs Go >= 1.26 on PATH. ${USE_EXISTING_HINT}`,
+    );
+  }
+  return result.stdout.trim();
+}
+
+interface RunGoOptions {
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+  log: (line: string) => void;
+  what: string;
+}
+
+/**
+ * Runs one go command, printing a progress line every PROGRESS_INTERVAL_MS with the number of
+ * packages built so far (from `-v`) and failing with the command's last output lines.
+ */
+function runGo(args: string[], opts: RunGoOptions): Promise<void> {
+  return new Promise((resolvePromise, reject) => {
+    const startedMs = Date.now();
+    const child = spawn('go', args, {
+      cwd: opts.cwd,
+      env: opts.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const tail: string[] = [];
+    let packages = 0;
+    let lastLine = '';
+    const onData = (chunk: Buffer): void => {
+      for (const line of chunk.toString('utf8').split('\n')) {
+        if (!line.trim()) continue;
+        lastLine = line.trim();
+        if (!line.startsWith('go: ') && !line.includes(' ')) packages += 1;
+        tail.push(line);
+        if (tail.length > 20) tail.shift();
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+
+    const progress = setInterval(() => {
+      const elapsed = formatMs(Date.now() - startedMs);
+      const detail =
+        packages > 0 ? `${packages} packages compiled, last ${lastLine}` : lastLine || 'working';
+      opts.log(`[go] ${opts.what}: ${elapsed} elapsed, ${detail}`);
+    }, PROGRESS_INTERVAL_MS);
+    const timeout = setTimeout(() => {
+      child.kill('SIGKILL');
+    }, BUILD_TIMEOUT_MS);
+
+    child.on('error', (err) => {
+      clearInterval(progress);
+      clearTimeout(timeout);
+      reject(
+        new HarnessError(`${opts.what}: could not run go: ${err.message}. ${USE_EXISTING_HINT}`),
+      );
+    });
+    child.on('close', (code, signal) => {
+      clearInterval(progress);
+      clearTimeout(timeout);
+      if (code === 0) {
+        resolvePromise();
+        return;
+      }
+      const why = signal
+        ? `killed by ${signal} after ${formatMs(Date.now() - startedMs)}`
+        : `exit ${code}`;
+      const proxy = opts.env.GOPROXY ?? 'the default GOPROXY';
+      const networkHint = tail.some((l) =>
+        /dial tcp|no such host|connection refused|i\/o timeout|403|404/.test(l),
+      )
+        ? ` The Go module proxy (${proxy}) did not answer; check GOPROXY and the network.`
+        : '';
+      reject(
+        new HarnessError(
+          `${opts.what} failed (${why}): ${tail.slice(-5).join(' | ')}.${networkHint} ${USE_EXISTING_HINT}`,
+        ),
+      );
+    });
+  });
+}
+
+export function formatMs(ms: number): string {
+  const s = Math.round(ms / 1000);
+  return s < 60 ? `${s}s` : `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+}
