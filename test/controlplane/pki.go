@@ -19,12 +19,12 @@ import (
 // pkiFiles are the paths of everything the control plane needs for TLS and tokens. All of it is
 // made fresh for each start, in the data directory, and lives only as long as the test run.
 type pkiFiles struct {
-	caCert, caKey         string // signs the serving cert and every client cert
-	servingCert, servKey  string // kube-apiserver's serving cert for 127.0.0.1 and localhost
-	adminCert, adminKey   string // client cert of the admin user (group system:masters)
-	saKey, saPub          string // service-account token signing key pair
-	caPEM, adminCertPEM   []byte
-	adminKeyPEM           []byte
+	caCert, caKey        string // signs the serving cert and every client cert
+	servingCert, servKey string // kube-apiserver's serving cert for 127.0.0.1 and localhost
+	adminCert, adminKey  string // client cert of the admin user (group system:masters)
+	saKey, saPub         string // service-account token signing key pair
+	caPEM, adminCertPEM  []byte
+	adminKeyPEM          []byte
 }
 
 type keyPair struct {

@@ -33,6 +33,11 @@ type serveOptions struct {
 	kubeconfig string
 	dataDir    string
 	port       int
+	// exitWithParent stops the control plane when the process that started it goes away, so a
+	// test runner that crashes leaves no apiserver behind.
+	exitWithParent bool
+	// kwokBinary and kwokConfig, when set, make the control plane run kwok beside itself.
+	kwokBinary, kwokConfig string
 }
 
 func kubernetesVersion() string {
@@ -47,6 +52,9 @@ func runServe(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	if opts.exitWithParent {
+		ctx = cancelWhenOrphaned(ctx)
+	}
 
 	if err := serve(ctx, opts); err != nil {
 		fmt.Fprintln(os.Stderr, "clara-controlplane: error:", err)
@@ -55,17 +63,41 @@ func runServe(args []string) int {
 	return 0
 }
 
+// cancelWhenOrphaned returns a context that ends when the parent process exits (the process is
+// then re-parented, so its parent pid changes).
+func cancelWhenOrphaned(ctx context.Context) context.Context {
+	parent := os.Getppid()
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		for ctx.Err() == nil {
+			if os.Getppid() != parent {
+				fmt.Fprintln(os.Stderr, "clara-controlplane: parent process exited; stopping")
+				cancel()
+				return
+			}
+			time.Sleep(time.Second)
+		}
+	}()
+	return ctx
+}
+
 func parseServeFlags(args []string) (serveOptions, error) {
 	var opts serveOptions
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.StringVar(&opts.kubeconfig, "kubeconfig", "", "where to write the admin kubeconfig (required)")
 	fs.StringVar(&opts.dataDir, "data-dir", "", "state directory (default: a new temporary directory, removed on exit)")
 	fs.IntVar(&opts.port, "port", 0, "kube-apiserver secure port on 127.0.0.1 (default: a free port)")
+	fs.BoolVar(&opts.exitWithParent, "exit-with-parent", false, "stop when the parent process exits")
+	fs.StringVar(&opts.kwokBinary, "kwok", "", "path of a kwok binary to run against the control plane")
+	fs.StringVar(&opts.kwokConfig, "kwok-config", "", "kwok --config file (its Stages); required with --kwok")
 	if err := fs.Parse(args); err != nil {
 		return opts, err
 	}
 	if opts.kubeconfig == "" {
 		return opts, errors.New("--kubeconfig is required: the path where the admin kubeconfig is written")
+	}
+	if (opts.kwokBinary == "") != (opts.kwokConfig == "") {
+		return opts, errors.New("--kwok and --kwok-config go together")
 	}
 	return opts, nil
 }
@@ -108,7 +140,8 @@ func serve(ctx context.Context, opts serveOptions) error {
 	// Components run until runCtx ends; done collects each one's return.
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	done := make(chan componentExit, 3)
+	done := make(chan componentExit, 4)
+	running := 1
 	go func() {
 		done <- componentExit{"kube-apiserver", runAPIServer(runCtx, apiserverConfig{
 			port: port, etcdURL: etcd.clientURL, pki: pki, dataDir: dataDir,
@@ -129,8 +162,17 @@ func serve(ctx context.Context, opts serveOptions) error {
 	go func() {
 		done <- componentExit{"kube-scheduler", runScheduler(runCtx, opts.kubeconfig)}
 	}()
+	running += 2
 	if err := waitControllersReady(ctx, restConfig, done); err != nil {
 		return err
+	}
+	if opts.kwokBinary != "" {
+		kwok, err := startKwok(runCtx, opts.kwokBinary, opts.kwokConfig, opts.kubeconfig)
+		if err != nil {
+			return err
+		}
+		go func() { done <- componentExit{"kwok", kwok.Wait()} }()
+		running++
 	}
 
 	fmt.Printf("READY server=%s kubeconfig=%s version=%s pid=%d\n",
@@ -141,7 +183,7 @@ func serve(ctx context.Context, opts serveOptions) error {
 	case exit := <-done:
 		return fmt.Errorf("%s stopped unexpectedly: %v", exit.name, exit.err)
 	}
-	return shutdown(cancel, done)
+	return shutdown(cancel, done, running)
 }
 
 type componentExit struct {
@@ -151,10 +193,10 @@ type componentExit struct {
 
 // shutdown cancels the components and waits, bounded, for them to return. The apiserver drains
 // in-flight requests; a stuck component does not hold the process past shutdownTimeout.
-func shutdown(cancel context.CancelFunc, done <-chan componentExit) error {
+func shutdown(cancel context.CancelFunc, done <-chan componentExit, running int) error {
 	cancel()
 	deadline := time.After(shutdownTimeout)
-	for range 3 {
+	for range running {
 		select {
 		case <-done:
 		case <-deadline:
