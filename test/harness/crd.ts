@@ -16,6 +16,7 @@ export const CRD_FILE = join(REPO_ROOT, 'crds', 'clarainstances.clara-operator.i
 
 const CONFLICT_RETRIES = 5;
 
+/** Options of installCrd. */
 export interface InstallCrdOptions {
   /** How long to wait for the CRD to become Established and served; default 30 s. */
   timeoutMs?: number;

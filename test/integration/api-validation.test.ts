@@ -17,7 +17,10 @@ import { installCrd } from '../harness/crd.ts';
 import type { Manifest } from '../fixtures/clara-instance.ts';
 import { exampleInstances } from '../fixtures/examples.ts';
 import { INVALID_CASES, invalidManifest } from '../fixtures/invalid-instances.ts';
+import { INVALID_STATUS_CASES, RUNNING_STATUS } from '../fixtures/status-instances.ts';
 import { VALID_CASES, validManifest } from '../fixtures/valid-instances.ts';
+import { claraInstance } from '../fixtures/clara-instance.ts';
+import { claraInstanceStatusSchema } from '../../src/api/clarainstance-status.ts';
 
 const kc = testKubeConfig();
 let namespace: string;
@@ -70,4 +73,35 @@ describe('apiserver and zod agree', () => {
     });
     expect(parseClaraInstance(manifest).ok).toBe(false);
   });
+});
+
+describe('apiserver and zod agree on status', () => {
+  // Each case writes its status through the status subresource of its own instance, with
+  // kubectl replace, which (unlike patch) validates fields strictly as apply and create do.
+  async function writeStatus(name: string, status: unknown) {
+    const created = await kubectl(['create', '-n', namespace, '-o', 'json', '-f', '-'], {
+      input: JSON.stringify(claraInstance({ metadata: { name } })),
+    });
+    expect(created.stderr).toBe('');
+    const object = { ...(JSON.parse(created.stdout) as object), status };
+    return kubectl(['replace', '--subresource=status', '-n', namespace, '-f', '-'], {
+      input: JSON.stringify(object),
+    });
+  }
+
+  test('both accept a full status', async () => {
+    const result = await writeStatus('status-valid', RUNNING_STATUS);
+    expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(claraInstanceStatusSchema.safeParse(RUNNING_STATUS).success).toBe(true);
+  });
+
+  test.each(INVALID_STATUS_CASES.map((c, i) => ({ ...c, i })))(
+    'both refuse $name',
+    async ({ change, i }) => {
+      const status = { ...RUNNING_STATUS, ...change };
+      const result = await writeStatus(`status-invalid-${i}`, status);
+      expect(result.code).not.toBe(0);
+      expect(claraInstanceStatusSchema.safeParse(status).success).toBe(false);
+    },
+  );
 });

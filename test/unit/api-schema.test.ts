@@ -3,9 +3,10 @@ import { describe, expect, test } from '@jest/globals';
 import { parseClaraInstance } from '../../src/api/clarainstance.ts';
 import { claraInstanceStatusSchema } from '../../src/api/clarainstance-status.ts';
 import { RULE_MESSAGES } from '../../src/api/rule-messages.ts';
-import { claraInstance, TASK_ID } from '../fixtures/clara-instance.ts';
+import { claraInstance } from '../fixtures/clara-instance.ts';
 import { exampleInstances } from '../fixtures/examples.ts';
 import { INVALID_CASES, invalidManifest } from '../fixtures/invalid-instances.ts';
+import { INVALID_STATUS_CASES, RUNNING_STATUS } from '../fixtures/status-instances.ts';
 import { VALID_CASES, validManifest } from '../fixtures/valid-instances.ts';
 
 // The apiserver prints list indices as [0]; zod paths are plain segments.
@@ -75,46 +76,12 @@ describe('zod schema of a ClaraInstance', () => {
 });
 
 describe('zod schema of a ClaraInstance status', () => {
-  const status = {
-    observedGeneration: 3,
-    phase: 'Running',
-    conditions: [
-      {
-        type: 'TaskCreated',
-        status: 'True',
-        observedGeneration: 3,
-        lastTransitionTime: '2026-12-03T16:00:00Z',
-        reason: 'Created',
-        message: 'task created',
-      },
-    ],
-    taskId: TASK_ID,
-    taskUrl: `https://app.clearml.example.com/projects/*/experiments/${TASK_ID}`,
-    queue: 'clara-gpu',
-    agentPod: 'spleen-unet-agent-1',
-    startedAt: '2026-12-03T16:01:00Z',
-    lastIteration: 1200,
-    metrics: { val_mean_dice: { latest: 0.91, best: 0.93, iteration: 1200 } },
-    models: [{ name: 'model.pt', uri: 's3://models/model.pt', framework: 'PyTorch' }],
-    message: 'training',
-    history: [{ taskId: '0'.repeat(32), phase: 'Aborted', completedAt: '2026-12-02T10:00:00Z' }],
-  };
-
   test('accepts a full status', () => {
-    expect(claraInstanceStatusSchema.safeParse(status).success).toBe(true);
+    expect(claraInstanceStatusSchema.safeParse(RUNNING_STATUS).success).toBe(true);
   });
 
-  test.each([
-    { name: 'a phase outside the enum', change: { phase: 'Done' } },
-    { name: 'a task id that is not a ClearML id', change: { taskId: 'task-1' } },
-    { name: 'a time without a zone', change: { startedAt: '2026-12-03 16:01:00' } },
-    {
-      name: 'two conditions of one type',
-      change: { conditions: [...status.conditions, ...status.conditions] },
-    },
-    { name: 'a metric not in the four scalars', change: { metrics: { val_loss: { latest: 1 } } } },
-    { name: 'eleven history entries', change: { history: Array(11).fill({ taskId: TASK_ID }) } },
-  ])('refuses $name', ({ change }) => {
-    expect(claraInstanceStatusSchema.safeParse({ ...status, ...change }).success).toBe(false);
+  test.each(INVALID_STATUS_CASES)('refuses $name', ({ change }) => {
+    const status = { ...RUNNING_STATUS, ...change };
+    expect(claraInstanceStatusSchema.safeParse(status).success).toBe(false);
   });
 });
