@@ -85,3 +85,11 @@ describe('zod schema of a ClaraInstance status', () => {
     expect(claraInstanceStatusSchema.safeParse(status).success).toBe(false);
   });
 });
+
+describe('parseClaraInstance', () => {
+  test.each([null, 'spleen', 42, []])('reports %p as a problem instead of throwing', (input) => {
+    const result = parseClaraInstance(input);
+    expect(result.ok).toBe(false);
+    expect(result.ok ? [] : result.problems).not.toHaveLength(0);
+  });
+});
