@@ -2,7 +2,7 @@
 // the npm scripts). Two projects: unit tests need nothing running; integration tests share one
 // control plane started by the project's global setup, which runs only when one of them is run.
 const tsJest = {
-  '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.json' }],
+  '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.jest.json' }],
 };
 
 const shared = {
@@ -10,13 +10,12 @@ const shared = {
   transform: tsJest,
   testEnvironment: 'node',
   moduleFileExtensions: ['ts', 'js', 'json'],
-  // Sources import siblings as './x.ts'; the compiler rewrites that to './x.js' (as tsc does for
-  // dist/), so map it back to the TypeScript file.
-  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
 };
 
 /** @type {import('jest').Config} */
 export default {
+  // Every wait inside an integration test has its own deadline and error; this only backs them up.
+  testTimeout: 180_000,
   projects: [
     {
       ...shared,

@@ -114,8 +114,10 @@ func runAPIServer(ctx context.Context, c apiserverConfig) error {
 // controllers are the kube-controller-manager loops the tests and the operator rely on: owner
 // references (garbage collector), namespace deletion, service accounts and their tokens, the
 // root CA ConfigMap mounted into pods, and Deployments/ReplicaSets for installing the operator
-// itself. Node lifecycle is left out: kwok keeps its fake nodes Ready.
+// itself. The node-lifecycle controller lifts the not-ready taint that admission puts on every new
+// node once kwok reports it Ready, and taints it again if kwok stops heartbeating.
 var controllers = []string{
+	"node-lifecycle-controller",
 	"garbage-collector-controller",
 	"namespace-controller",
 	"serviceaccount-controller",

@@ -23,7 +23,38 @@ export const CONTROLPLANE_DIR = join(REPO_ROOT, 'test', 'controlplane');
 /** kwok release installed from the Go module proxy; pinned so every machine runs the same one. */
 export const KWOK_VERSION = 'v0.8.0';
 
-const BUILD_FLAGS = ['-trimpath', '-ldflags=-s -w'];
+/** The Kubernetes release the control plane is built from, as pinned in its go.mod. */
+export function kubernetesVersion(): string {
+  const gomod = readFileSync(join(CONTROLPLANE_DIR, 'go.mod'), 'utf8');
+  const match = /^\s*k8s\.io\/kubernetes (v1\.(\d+)\.\d+)\s*$/m.exec(gomod);
+  if (!match?.[1] || !match[2])
+    throw new HarnessError('test/controlplane/go.mod does not pin k8s.io/kubernetes');
+  return match[1];
+}
+
+/**
+ * Build flags: stripped, reproducible paths, and the release stamped into the version packages
+ * the way Kubernetes' own build does, so `kubectl version` and the apiserver's /version report it.
+ */
+function buildFlags(): string[] {
+  const version = kubernetesVersion();
+  const minor = version.split('.')[1] ?? '';
+  const stamp = (pkg: string) => [
+    `-X ${pkg}.gitVersion=${version}`,
+    `-X ${pkg}.gitMajor=1`,
+    `-X ${pkg}.gitMinor=${minor}`,
+    `-X ${pkg}.gitTreeState=clean`,
+  ];
+  const ldflags = [
+    '-s',
+    '-w',
+    ...stamp('k8s.io/component-base/version'),
+    ...stamp('k8s.io/client-go/pkg/version'),
+  ];
+  return ['-trimpath', `-ldflags=${ldflags.join(' ')}`];
+}
+
+const KWOK_BUILD_FLAGS = ['-trimpath', '-ldflags=-s -w'];
 const PROGRESS_INTERVAL_MS = 15_000;
 const BUILD_TIMEOUT_MS = 45 * 60_000;
 
@@ -70,7 +101,7 @@ export async function ensureControlPlaneBinary(opts: BuildOptions = {}): Promise
   });
   mkdirSync(dir, { recursive: true });
   const partial = `${binary}.partial-${process.pid}`;
-  await runGo(['build', '-v', ...BUILD_FLAGS, '-o', partial, '.'], {
+  await runGo(['build', '-v', ...buildFlags(), '-o', partial, '.'], {
     cwd: CONTROLPLANE_DIR,
     env,
     log,
@@ -87,7 +118,7 @@ export async function ensureKwokBinary(opts: BuildOptions = {}): Promise<string>
   const env = opts.env ?? process.env;
   const log = opts.log ?? stderrLog;
   const goVersion = requireGo(env);
-  const key = hash([KWOK_VERSION, goVersion, ...BUILD_FLAGS]);
+  const key = hash([KWOK_VERSION, goVersion, ...KWOK_BUILD_FLAGS]);
   const dir = join(opts.cacheDir ?? defaultCacheDir(env), 'kwok', `${KWOK_VERSION}-${key}`);
   const binary = join(dir, 'kwok');
   if (existsSync(binary)) {
@@ -98,9 +129,9 @@ export async function ensureKwokBinary(opts: BuildOptions = {}): Promise<string>
   const tmp = `${dir}.partial-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
-  await runGo(['install', ...BUILD_FLAGS, `sigs.k8s.io/kwok/cmd/kwok@${KWOK_VERSION}`], {
+  await runGo(['install', ...KWOK_BUILD_FLAGS, `sigs.k8s.io/kwok/cmd/kwok@${KWOK_VERSION}`], {
     cwd: tmp,
-    env: { ...env, GOBIN: tmp, GOFLAGS: '-mod=mod' },
+    env: { ...env, GOBIN: tmp },
     log,
     what: `installing kwok ${KWOK_VERSION}`,
   });
@@ -114,7 +145,7 @@ export function controlPlaneCacheKey(goVersion: string): string {
   const files = readdirSync(CONTROLPLANE_DIR)
     .filter((name) => name === 'go.mod' || name === 'go.sum' || name.endsWith('.go'))
     .sort();
-  const parts = [goVersion, process.platform, process.arch, ...BUILD_FLAGS];
+  const parts = [goVersion, process.platform, process.arch, ...buildFlags()];
   for (const name of files) {
     parts.push(name, readFileSync(join(CONTROLPLANE_DIR, name), 'utf8'));
   }
