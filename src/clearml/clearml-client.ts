@@ -300,10 +300,10 @@ export class ClearmlClient {
     const batchSize = req.batchSize ?? 500;
     let cursor = req.cursor;
     const events: LogEvent[] = [];
+    // Ask from one ms before the cursor: the server's cursor is exclusive, and lines written
+    // later with the cursor's timestamp must not be missed; repeats are filtered below.
+    let fromTimestampMs = cursor === undefined ? undefined : cursor.timestampMs - 1;
     for (let page = 0; page < (req.maxPages ?? 10); page++) {
-      // Ask from one ms before the cursor: the server's cursor is exclusive, and lines written
-      // later with the same timestamp must not be skipped; duplicates are filtered below.
-      const fromTimestampMs = cursor === undefined ? undefined : cursor.timestampMs - 1;
       const result = await this.getTaskLog({
         task: req.task,
         batchSize,
@@ -313,7 +313,21 @@ export class ClearmlClient {
       const fresh = result.events.filter((e) => !isSeen(e, cursor));
       events.push(...fresh);
       cursor = advanceCursor(cursor, fresh);
-      if (fresh.length === 0 || result.returned < batchSize) break;
+      const pageWasFull = result.returned >= batchSize;
+      if (fresh.length > 0 && pageWasFull && cursor !== undefined) {
+        fromTimestampMs = cursor.timestampMs - 1;
+      } else if (
+        fresh.length === 0 &&
+        pageWasFull &&
+        cursor !== undefined &&
+        fromTimestampMs !== cursor.timestampMs
+      ) {
+        // A full page of lines already seen: more than a page shares the cursor's timestamp.
+        // Step strictly past it, or this loop would read the same page again.
+        fromTimestampMs = cursor.timestampMs;
+      } else {
+        break;
+      }
     }
     return { events, cursor };
   }

@@ -203,32 +203,56 @@ describe('queues and models', () => {
 describe('console log', () => {
   const line = (timestamp: number, msg: string) => ({ timestamp, msg, level: 'info', worker: 'w' });
 
-  test('follows the log forward page by page and drops lines it already returned', async () => {
-    const server = new FakeServer().on(
-      'events.get_task_log',
-      envelope({ events: [line(1, 'a'), line(2, 'b')], returned: 2, total: 5 }),
-      envelope({ events: [line(2, 'b'), line(3, 'c'), line(3, 'd')], returned: 3, total: 5 }),
-      envelope({ events: [line(3, 'c'), line(3, 'd')], returned: 2, total: 5 }),
-      envelope({ events: [line(3, 'c'), line(3, 'd'), line(3, 'e')], returned: 3, total: 6 }),
-    );
-    const c = client(server);
+  // The server's paging: sort ascending, strictly after from_timestamp, batch_size events plus
+  // every further event sharing the last one's timestamp (reference §5.3).
+  function logServer(events: ReturnType<typeof line>[]) {
+    return (req: RecordedRequest) => {
+      const from = req.body.from_timestamp as number | undefined;
+      const size = req.body.batch_size as number;
+      const after = events.filter((e) => from === undefined || e.timestamp > from);
+      const page = after.slice(0, size);
+      const last = page[page.length - 1];
+      if (last) page.push(...after.slice(size).filter((e) => e.timestamp === last.timestamp));
+      return envelope({ events: page, returned: page.length, total: events.length });
+    };
+  }
 
-    const first = await c.readNewLogEvents({ task: 't1', batchSize: 2 });
-    expect(first.events.map((e) => e.msg)).toEqual(['a', 'b', 'c', 'd']);
-    expect(first.cursor?.timestampMs).toBe(3);
-
-    const second = await c.readNewLogEvents({ task: 't1', batchSize: 2, cursor: first.cursor! });
-    expect(second.events.map((e) => e.msg)).toEqual(['e']);
-    expect(server.calls('events.get_task_log').map((r) => r.body.from_timestamp)).toEqual([
-      undefined,
-      1,
-      2,
-      2, // a full page may hide more lines: ask once more, get nothing new, stop
-      2,
-    ]);
+  test('follows the log forward page by page, past a boundary larger than a page', async () => {
+    const events = [
+      line(1, 'a'),
+      line(2, 'b'),
+      line(2, 'c'),
+      line(2, 'd'),
+      line(3, 'e'),
+      line(4, 'f'),
+    ];
+    const server = new FakeServer().on('events.get_task_log', logServer(events));
+    const result = await client(server).readNewLogEvents({ task: 't1', batchSize: 2 });
+    expect(result.events.map((e) => e.msg)).toEqual(['a', 'b', 'c', 'd', 'e', 'f']);
+    expect(result.cursor?.timestampMs).toBe(4);
     expect(server.calls('events.get_task_log')[0]?.body).toMatchObject({
       navigate_earlier: false,
       batch_size: 2,
     });
+  });
+
+  test('returns only lines newer than the cursor, including late lines at its timestamp', async () => {
+    const events = [line(1, 'a'), line(2, 'b')];
+    const server = new FakeServer().on('events.get_task_log', logServer(events));
+    const c = client(server);
+    const first = await c.readNewLogEvents({ task: 't1', batchSize: 10 });
+    expect(first.events.map((e) => e.msg)).toEqual(['a', 'b']);
+
+    events.push(line(2, 'b2'), line(5, 'c'));
+    const second = await c.readNewLogEvents({ task: 't1', batchSize: 10, cursor: first.cursor! });
+    expect(second.events.map((e) => e.msg)).toEqual(['b2', 'c']);
+    expect(server.calls('events.get_task_log').map((r) => r.body.from_timestamp)).toEqual([
+      undefined,
+      1,
+    ]);
+
+    const third = await c.readNewLogEvents({ task: 't1', batchSize: 10, cursor: second.cursor! });
+    expect(third.events).toEqual([]);
+    expect(third.cursor).toEqual(second.cursor);
   });
 });
