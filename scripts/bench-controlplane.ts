@@ -87,7 +87,7 @@ async function main(): Promise<void> {
   await stopCluster(state);
   const stopMs = performance.now() - t;
 
-  const rows = [
+  const rows: [string, string][] = [
     ['machine', `${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB`],
     ['kubernetes', kubernetesVersion()],
     ['binary lookup (cached)', `${binaryMs.toFixed(0)} ms`],
