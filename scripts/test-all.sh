@@ -1,13 +1,23 @@
 #!/usr/bin/env bash
 # The whole test suite from a fresh clone: installs what it needs, then runs every check.
-# Node 24 comes from the `node` dev dependency; Go builds the test control plane (cached).
+# Node 24 comes from the `node` dev dependency; Go builds the test control plane (cached under
+# ~/.cache/clara-operator, keyed on its inputs); Python packages go into .cache/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+mkdir -p .cache
 
 echo "== npm ci"
 npm ci --no-audit --no-fund
+
 echo "== lint and typecheck"
 npm run lint
 npm run typecheck
-echo "== jest (unit and integration against the local control plane)"
-npm test
+
+echo "== jest: unit, and integration against the local control plane"
+status=0
+npm test -- --json --outputFile=.cache/jest-results.json || status=$?
+node_modules/.bin/node -e '
+  const r = JSON.parse(require("fs").readFileSync(".cache/jest-results.json", "utf8"));
+  console.log(`jest: ${r.numPassedTests} passed, ${r.numFailedTests} failed`);
+' || true
+[ "$status" -eq 0 ] || exit "$status"
