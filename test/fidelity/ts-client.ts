@@ -2,14 +2,14 @@
  * Command-line bridge from the pytest fidelity suite to the operator's TypeScript ClearML
  * client: the suite calls it to create tasks and to read back what the SDK wrote.
  *
- *   node test/fidelity/ts-client.ts create-task <project> <name> [script-json]
+ *   node test/fidelity/ts-client.ts create-task <project> <name> [extra-fields-json]
  *   node test/fidelity/ts-client.ts enqueue <task-id> <queue-name>
  *   node test/fidelity/ts-client.ts read-back <task-id>
  *
  * Connection settings come from CLEARML_API_HOST / CLEARML_API_ACCESS_KEY / CLEARML_API_SECRET_KEY.
  * Output is one JSON document on stdout.
  */
-import { ClearmlClient } from '../../src/clearml/index.ts';
+import { ClearmlClient, type CreateTaskRequest } from '../../src/clearml/index.ts';
 
 function env(name: string): string {
   const value = process.env[name];
@@ -29,16 +29,16 @@ const [command, ...args] = process.argv.slice(2);
 async function run(): Promise<unknown> {
   switch (command) {
     case 'create-task': {
-      const [projectName, name, scriptJson] = args;
+      const [projectName, name, extraJson] = args;
       if (!projectName || !name)
-        throw new Error('usage: create-task <project> <name> [script-json]');
+        throw new Error('usage: create-task <project> <name> [extra-json]');
       const project = await client.getOrCreateProject(projectName);
       const id = await client.createTask({
         name,
         type: 'training',
         project,
         tags: ['fidelity'],
-        ...(scriptJson ? { script: JSON.parse(scriptJson) as Record<string, unknown> } : {}),
+        ...(extraJson ? (JSON.parse(extraJson) as Partial<CreateTaskRequest>) : {}),
       });
       return { id, project };
     }
@@ -64,6 +64,8 @@ async function run(): Promise<unknown> {
           'hyperparams',
           'configuration',
           'system_tags',
+          'type',
+          'project',
         ],
       });
       const log = await client.readNewLogEvents({ task, batchSize: 100 });
@@ -71,6 +73,7 @@ async function run(): Promise<unknown> {
         task: info,
         scalars: await client.getScalarHistogram({ task }),
         log: log.events.map((e) => e.msg),
+        logTotal: (await client.getTaskLog({ task, batchSize: 1 })).total,
         models: await client.getModelsByTask({
           tasks: [task],
           onlyFields: ['id', 'name', 'uri', 'framework', 'ready', 'task'],
