@@ -252,35 +252,25 @@ function stop(ctx: CallContext): Record<string, unknown> {
   const { state, data } = ctx;
   requireFields(data, 'task');
   const task = state.getTask(data.task);
-  const status = String(task.status);
-  if (data.force !== true && status !== 'in_progress' && status !== 'queued') {
-    throw errors.invalidTaskStatus({ expected: 'in_progress', status }, 'Invalid status for stop');
-  }
+  const isQueued = task.status === 'queued';
   const lastUpdateMs = Date.parse(String(task.last_update ?? ''));
-  const hasLiveWorker =
+  const isRunByWorker =
     typeof task.last_worker === 'string' &&
     task.last_worker !== '' &&
     state.now() - lastUpdateMs < TASK_UPDATE_TIMEOUT_MS;
   const isDevelopment = (task.system_tags as string[]).includes('development');
-  if (status === 'queued' || isDevelopment || !hasLiveWorker) {
-    state.removeFromQueues(task.id);
-    const fields = changeStatus(state, task, {
-      status: 'stopped',
-      force: true,
-      reason: data.status_reason,
-      message: `Stopped by ${ctx.identity.user}`,
-    });
-    return { updated: 1, fields };
-  }
-  // A live agent is running it: ask politely and let the agent report `stopped`.
-  const now = state.isoNow();
-  task.status_reason = str(data.status_reason) ?? '';
-  task.status_message = 'stopping';
-  task.last_update = now;
-  return {
-    updated: 1,
-    fields: { status_reason: task.status_reason, status_message: 'stopping', last_update: now },
-  };
+  // Server `stop_task`: stop at once when nobody runs it; otherwise keep the status and ask the
+  // worker with status_message "stopping". Both go through the transition check (no force:
+  // created → stopped is refused).
+  const setStopped = isQueued || isDevelopment || !isRunByWorker;
+  const fields = changeStatus(state, task, {
+    status: setStopped ? 'stopped' : String(task.status),
+    force: data.force,
+    reason: data.status_reason,
+    message: setStopped ? `Stopped by ${state.userName}` : 'stopping',
+  });
+  if (isQueued) state.removeFromQueues(task.id);
+  return { updated: 1, fields };
 }
 
 function simpleStatus(
@@ -351,10 +341,16 @@ function resetTask(
   execution.artifacts = ((execution.artifacts as { mode?: string }[]) ?? []).filter(
     (a) => a.mode === 'input',
   );
+  delete execution.queue;
   task.last_iteration = 0;
   task.last_metrics = {};
-  delete task.started;
-  delete task.completed;
+  task.runtime = {};
+  for (const field of ['started', 'completed', 'published', 'last_worker', 'last_worker_report']) {
+    Reflect.deleteProperty(task, field);
+  }
+  const output = task.output as Record<string, unknown>;
+  Reflect.deleteProperty(output, 'result');
+  Reflect.deleteProperty(output, 'error');
   return { events: { deleted: events }, deleted_models: deletedModels };
 }
 
@@ -362,23 +358,19 @@ function reset(ctx: CallContext): Record<string, unknown> {
   const { state, data } = ctx;
   requireFields(data, 'task');
   const task = state.getTask(data.task);
-  if (data.force !== true && task.status === 'completed') {
-    throw errors.invalidTaskStatus(
-      { status: 'completed' },
-      'Cannot reset completed task without force',
-    );
-  }
-  if (task.status === 'published') {
-    throw errors.invalidTaskStatus({ status: 'published' }, 'Cannot reset published task');
+  // Server `reset_task`: only a published task needs force; completed → created is a legal
+  // transition (the reference's "force needed if completed" is not what the code does).
+  if (data.force !== true && task.status === 'published') {
+    throw errors.invalidTaskStatus({ task_id: task.id, status: 'published' });
   }
   const removed = state.removeFromQueues(task.id);
   state.enqueueStatus.delete(task.id);
   const cleared = resetTask(state, task, data);
   const fields = changeStatus(state, task, {
     status: 'created',
-    force: true,
-    reason: data.status_reason,
-    message: data.status_message,
+    force: data.force,
+    reason: 'reset',
+    message: 'reset',
   });
   return { updated: 1, fields, dequeued: { removed }, ...cleared };
 }
@@ -395,14 +387,20 @@ function deleteTask(ctx: CallContext): Record<string, unknown> {
     );
   }
   state.removeFromQueues(task.id);
-  const events = state.events.get(task.id)?.length ?? 0;
   state.events.delete(task.id);
+  // Server `cleanup_task`: unpublished output models go (unless delete_output_models=false);
+  // published ones stay and lose their task link.
   let updatedModels = 0;
+  let deletedModels = 0;
   for (const model of [...state.models.values()]) {
     if (model.task !== task.id) continue;
-    if (data.delete_output_models !== false && model.ready !== true) state.models.delete(model.id);
-    else model.task = null;
-    updatedModels++;
+    if (data.delete_output_models !== false && model.ready !== true) {
+      state.models.delete(model.id);
+      deletedModels++;
+    } else {
+      model.task = null;
+      updatedModels++;
+    }
   }
   state.tasks.delete(task.id);
   state.enqueueStatus.delete(task.id);
@@ -410,7 +408,8 @@ function deleteTask(ctx: CallContext): Record<string, unknown> {
     deleted: true,
     updated_children: 0,
     updated_models: updatedModels,
-    events: { deleted: events },
+    deleted_models: deletedModels,
+    urls: null,
   };
 }
 
@@ -427,6 +426,8 @@ function archive(ctx: CallContext): Record<string, unknown> {
     });
     const tags = task.system_tags as string[];
     if (!tags.includes('archived')) tags.push('archived');
+    task.status_reason = typeof data.status_reason === 'string' ? data.status_reason : '';
+    task.status_message = typeof data.status_message === 'string' ? data.status_message : '';
     task.last_change = state.isoNow();
     archived++;
   }

@@ -33,7 +33,7 @@ function statusReport(ctx: CallContext): Record<string, unknown> {
   const id = String(data.worker ?? '');
   let worker = state.workers.get(id);
   if (!worker) {
-    // The server registers an unknown reporting worker implicitly (`register_worker` on report).
+    // `apiserver.workers.auto_register: true` registers an unknown reporting worker.
     register({
       ...ctx,
       data: { worker: id, queues: data.queues ?? (data.queue ? [data.queue] : []) },
@@ -45,13 +45,12 @@ function statusReport(ctx: CallContext): Record<string, unknown> {
   worker.lastReportTime = now;
   if (Array.isArray(data.queues)) worker.queues = queueIds(state, data.queues);
   if (typeof data.task === 'string' && data.task !== '') {
-    worker.task = data.task;
-    const task = state.tasks.get(data.task);
-    if (task) {
-      task.last_worker = id;
-      task.last_worker_report = now;
-      task.last_update = now;
-    }
+    const task = state.getTask(data.task);
+    worker.task = task.id;
+    task.last_worker = id;
+    task.last_worker_report = now;
+    task.last_update = now;
+    task.last_change = now;
   } else delete worker.task;
   return {};
 }

@@ -48,8 +48,8 @@ describe('state machine', () => {
     expect(err).toBeInstanceOf(ClearmlValidationError);
     expect(err).toMatchObject({ resultSubcode: 110, apiErrorName: 'invalid_task_status' });
 
-    await expect(ok(emulator, 'tasks.reset', { task })).rejects.toThrow(/400/);
-    await ok(emulator, 'tasks.reset', { task, force: true });
+    const reset = await ok(emulator, 'tasks.reset', { task });
+    expect(reset.fields).toMatchObject({ status: 'created', status_reason: 'reset' });
     await expect(client.enqueueTask({ task, queueName: 'lifecycle' })).resolves.toMatchObject({
       queued: 1,
     });
@@ -95,7 +95,7 @@ describe('state machine', () => {
     await client.stopTask({ task: queued });
     expect(await status(queued)).toMatchObject({
       status: 'stopped',
-      status_message: 'Stopped by __emulator_user__',
+      status_message: 'Stopped by Emulator User',
     });
     const [queue] = await client.getQueues({ exactName: 'lifecycle' });
     expect(queue?.entries?.map((e) => e.task)).not.toContain(queued);
