@@ -1,0 +1,75 @@
+import { describe, expect, test } from '@jest/globals';
+
+import { ConfigError, loadConfig } from '../../src/config.ts';
+
+describe('loadConfig', () => {
+  test('applies the defaults', () => {
+    expect(loadConfig([], {})).toEqual({
+      namespaces: [],
+      pollInterval: 15_000,
+      workers: 4,
+      metricsAddress: ':8080',
+      healthAddress: ':8081',
+      leaderElect: false,
+      leaderElectionId: 'clara-operator-leader',
+      launcherScript: 'launcher/clara_launcher.py',
+      logLevel: 'info',
+    });
+  });
+
+  test('reads environment variables, and flags win over them', () => {
+    const config = loadConfig(['--poll-interval=2m', '--namespaces', 'ml, research'], {
+      CLARA_POLL_INTERVAL: '5s',
+      CLARA_WORKERS: '8',
+      CLARA_LEADER_ELECT: 'true',
+      KUBECONFIG: '/etc/kube/config',
+    });
+    expect(config).toMatchObject({
+      pollInterval: 120_000,
+      namespaces: ['ml', 'research'],
+      workers: 8,
+      leaderElect: true,
+      kubeconfig: '/etc/kube/config',
+    });
+  });
+
+  test.each([
+    {
+      given: ['--poll-interval=15'],
+      want: '--poll-interval / CLARA_POLL_INTERVAL = "15": expected a duration',
+    },
+    { given: ['--poll-interval=0s'], want: 'expected between 1000 ms and 3600000 ms' },
+    { given: ['--workers=0'], want: '--workers / CLARA_WORKERS = "0": Too small' },
+    { given: ['--workers=2.5'], want: 'expected a whole number' },
+    { given: ['--metrics-address=8080'], want: 'expected host:port' },
+    { given: ['--namespaces=ML'], want: 'expected namespace names separated by commas' },
+    { given: ['--log-level=verbose'], want: '--log-level / CLARA_LOG_LEVEL = "verbose"' },
+    { given: ['--pol-interval=1s'], want: "Unknown option '--pol-interval'" },
+  ])('refuses $given with a message naming the setting', ({ given, want }) => {
+    const err = (() => {
+      try {
+        loadConfig(given, {});
+      } catch (e) {
+        return e;
+      }
+      return undefined;
+    })();
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).message).toContain(want);
+  });
+
+  test('refuses a boolean variable that is not one', () => {
+    expect(() => loadConfig([], { CLARA_LEADER_ELECT: 'maybe' })).toThrow(
+      'CLARA_LEADER_ELECT="maybe": expected true or false',
+    );
+  });
+
+  test('reports every bad setting at once', () => {
+    try {
+      loadConfig(['--workers=100', '--health-address=x'], {});
+      throw new Error('no ConfigError');
+    } catch (e) {
+      expect((e as ConfigError).problems).toHaveLength(2);
+    }
+  });
+});
