@@ -8,6 +8,7 @@ import {
   credentialsSecretName,
 } from '../../../src/controller/clarainstance/credentials.ts';
 import { claraInstance } from '../../fixtures/clara-instance.ts';
+import type { Overrides } from '../../fixtures/clara-instance.ts';
 
 const REF = { namespace: 'ml', name: 'clearml' };
 const b64 = (s: string) => Buffer.from(s).toString('base64');
@@ -61,7 +62,7 @@ describe('connectionFromSecret', () => {
 });
 
 describe('credentialsSecretName', () => {
-  const parse = (o: object) => {
+  const parse = (o: Overrides) => {
     const r = parseClaraInstance(claraInstance(o));
     if (!r.ok) throw new Error('fixture');
     return r.value;
