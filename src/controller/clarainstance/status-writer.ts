@@ -1,0 +1,175 @@
+/**
+ * The status a reconcile writes: built from the previous status and what was observed, merged
+ * so that a condition's lastTransitionTime moves only when its status flips, and written only
+ * when something changed (an idle operator makes no writes).
+ */
+import { isDeepStrictEqual } from 'node:util';
+
+import type * as k8s from '@kubernetes/client-node';
+
+import type { ClaraInstance } from '../../api/clarainstance.ts';
+import type { ClaraInstanceStatus, Condition, ModelEntry } from '../../api/clarainstance-status.ts';
+import type { Model } from '../../clearml/index.ts';
+import type { ClaraObject } from './clara-api.ts';
+import type { ReconcileContext } from './context.ts';
+import { conditionsOf, metricsOf, phaseOfTask } from './status.ts';
+import type { DesiredCondition, Problem } from './status.ts';
+import type { TaskSnapshot } from './task-poller.ts';
+
+const MESSAGE_MAX = 1024;
+const MODELS_MAX = 64;
+
+/** What {@link buildStatus} works from. */
+export interface StatusInputs {
+  obj: ClaraObject;
+  /** The parsed instance; undefined when the spec is invalid. */
+  instance: ClaraInstance | undefined;
+  snapshot: TaskSnapshot | undefined;
+  pod: k8s.V1Pod | undefined;
+  problem: Problem | undefined;
+  taskUrl: string | undefined;
+  now: Date;
+}
+
+/** The status for what was observed. Pure. */
+export function buildStatus(inputs: StatusInputs): ClaraInstanceStatus {
+  const { obj, instance, snapshot, pod, problem } = inputs;
+  const previous = obj.status ?? {};
+  const task = snapshot?.task;
+  const suspended = instance?.spec.suspend ?? false;
+  const phase = task ? phaseOfTask(task.status, suspended) : suspended ? 'Suspended' : 'Pending';
+  const podExpected = instance !== undefined && instance.spec.agent.mode === 'Execute';
+
+  const taskMessage =
+    task?.status === 'failed'
+      ? (snapshot?.failureLog ?? task.status_message ?? task.status_reason)
+      : task?.status_message || task?.status_reason || undefined;
+  const desired = conditionsOf({
+    phase,
+    podExpected,
+    pod,
+    problem,
+    taskMessage,
+    taskId: task?.id ?? previous.taskId,
+    queue: instance?.spec.queue ?? previous.queue ?? '',
+  });
+
+  const status: ClaraInstanceStatus = {
+    ...previous,
+    observedGeneration: obj.metadata.generation,
+    phase,
+    conditions: mergeConditions(previous.conditions, desired, {
+      generation: obj.metadata.generation,
+      now: inputs.now,
+    }),
+  };
+  if (instance) status.queue = instance.spec.queue;
+  if (task) {
+    status.taskId = task.id;
+    setOrDelete(status, 'startedAt', isoTime(task.started));
+    setOrDelete(status, 'completedAt', isoTime(task.completed));
+    setOrDelete(status, 'lastIteration', task.last_iteration);
+    const metrics = metricsOf(task);
+    setOrDelete(status, 'metrics', Object.keys(metrics).length > 0 ? metrics : undefined);
+  }
+  if (inputs.taskUrl) status.taskUrl = inputs.taskUrl;
+  if (pod?.metadata?.name) status.agentPod = pod.metadata.name;
+  if (snapshot?.models) {
+    setOrDelete(
+      status,
+      'models',
+      snapshot.models.length > 0 ? modelEntries(snapshot.models) : undefined,
+    );
+  }
+  const message =
+    problem?.message ?? (phase === 'Failed' || phase === 'Aborted' ? taskMessage : undefined);
+  setOrDelete(status, 'message', message ? cut(message, MESSAGE_MAX) : undefined);
+  return status;
+}
+
+/**
+ * Merges desired conditions into the previous ones: a condition keeps its lastTransitionTime
+ * unless its status changed; conditions of types not desired any more are dropped.
+ */
+export function mergeConditions(
+  previous: Condition[] | undefined,
+  desired: DesiredCondition[],
+  opts: { generation: number | undefined; now: Date },
+): Condition[] {
+  return desired.map((d) => {
+    const before = previous?.find((c) => c.type === d.type);
+    const condition: Condition = {
+      type: d.type,
+      status: d.status,
+      reason: d.reason,
+      message: cut(d.message, 32768),
+      lastTransitionTime:
+        before && before.status === d.status ? before.lastTransitionTime : rfc3339(opts.now),
+    };
+    if (opts.generation !== undefined) condition.observedGeneration = opts.generation;
+    return condition;
+  });
+}
+
+/**
+ * Writes `status` when it differs from the object's current status. Returns the object as it
+ * now is. A 409 (the object changed since it was read) is thrown for the queue to retry.
+ */
+export async function writeStatusIfChanged(
+  ctx: Pick<ReconcileContext, 'api' | 'log'>,
+  obj: ClaraObject,
+  status: ClaraInstanceStatus,
+): Promise<ClaraObject> {
+  if (isDeepStrictEqual(normalize(obj.status ?? {}), normalize(status))) {
+    ctx.log.debug({}, 'status unchanged; not written');
+    return obj;
+  }
+  if (obj.status?.phase !== status.phase) {
+    ctx.log.info(
+      { from: obj.status?.phase, to: status.phase, taskId: status.taskId },
+      'phase changed',
+    );
+  }
+  return ctx.api.replaceStatus(obj, status);
+}
+
+/** JSON round trip: drops undefined fields, as the apiserver's copy has none. */
+function normalize(status: ClaraInstanceStatus): unknown {
+  return JSON.parse(JSON.stringify(status));
+}
+
+function modelEntries(models: Model[]): ModelEntry[] {
+  return models.slice(0, MODELS_MAX).map((m) => {
+    const entry: ModelEntry = { name: cut(m.name ?? m.id, 255), uri: cut(m.uri ?? '', 2048) };
+    if (m.framework) entry.framework = cut(m.framework, 64);
+    const created = isoTime(m.created);
+    if (created) entry.created = created;
+    return entry;
+  });
+}
+
+function setOrDelete<K extends keyof ClaraInstanceStatus>(
+  status: ClaraInstanceStatus,
+  key: K,
+  value: ClaraInstanceStatus[K] | undefined,
+): void {
+  if (value === undefined) Reflect.deleteProperty(status, key);
+  else status[key] = value;
+}
+
+/** ClearML dates (ISO with microseconds, maybe without offset) as RFC 3339 in UTC. */
+function isoTime(value: string | undefined): string | undefined {
+  if (!value) return undefined;
+  const withZone = /[zZ]|[+-]\d\d:?\d\d$/.test(value) ? value : `${value}Z`;
+  const date = new Date(withZone);
+  return Number.isNaN(date.getTime()) ? undefined : rfc3339(date);
+}
+
+/** RFC 3339 with second precision, as metav1.Time serialises. */
+function rfc3339(date: Date): string {
+  return `${date.toISOString().slice(0, 19)}Z`;
+}
+
+function cut(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
