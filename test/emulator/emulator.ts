@@ -41,6 +41,18 @@ export const DEFAULT_CREDENTIALS = {
   secretKey: 'emulator-secret-key',
 };
 
+/**
+ * Endpoints clients probe that the open-source clearml-server does not serve either (checked
+ * against clearml/clearml-server @ 0b769d4): answered 404 like every unknown endpoint, but
+ * recorded in `absentCalls` instead of `unknownCalls`, because the real server fails them too
+ * and the clients are built to carry on.
+ */
+export const ABSENT_FROM_OPEN_SOURCE_SERVER: ReadonlySet<string> = new Set([
+  // clearml-agent's daemon asks for dynamic-GPU runtime properties (an enterprise feature)
+  // and treats 404 as "not supported".
+  'workers.get_runtime_properties',
+]);
+
 /** Default token lifetime (`apiserver.auth.default_expiration_sec`). */
 const DEFAULT_EXPIRATION_SEC = 2_592_000;
 
@@ -89,6 +101,8 @@ export interface RunningEmulator {
   faults: FaultInjector;
   registry: EndpointRegistry;
   credentials: { accessKey: string; secretKey: string };
+  /** Calls to endpoints listed in {@link ABSENT_FROM_OPEN_SOURCE_SERVER}. */
+  absentCalls: UnknownCall[];
   /** Runs an endpoint in-process as the default user (used by the simulated worker). */
   dispatch: (endpoint: string, data: Record<string, unknown>) => Record<string, unknown>;
   /** Starts a simulated agent serving the named queues. */
@@ -160,6 +174,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
   );
   const faults = new FaultInjector();
   const unknownCalls: UnknownCall[] = [];
+  const absentCalls: UnknownCall[] = [];
   const calls: CallRecord[] = [];
   const workers: SimulatedWorker[] = [];
   const defaultIdentity = { user: state.user, company: state.company, role: 'user' };
@@ -213,7 +228,8 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
   ): { data: Record<string, unknown> | RawResult; actual: Version } {
     const resolved = registry.resolve(name, version);
     if (!resolved) {
-      unknownCalls.push({ service: 'api', endpoint: name, version: formatVersion(version) });
+      const call = { service: 'api' as const, endpoint: name, version: formatVersion(version) };
+      (ABSENT_FROM_OPEN_SOURCE_SERVER.has(name) ? absentCalls : unknownCalls).push(call);
       throw new ApiError(
         404,
         0,
@@ -367,7 +383,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
       void res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(data));
     switch (path) {
       case '/_emulator/calls':
-        return reply(200, { unknownCalls, calls });
+        return reply(200, { unknownCalls, absentCalls, calls });
       case '/_emulator/faults':
         if (typeof input.endpoint !== 'string')
           return reply(400, { error: 'endpoint is required' });
@@ -448,6 +464,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
     filesUrl,
     state,
     unknownCalls,
+    absentCalls,
     calls,
     faults,
     registry,

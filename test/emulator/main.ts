@@ -38,6 +38,8 @@ const shutdown = () => {
   // Unknown calls go to stderr on exit so a caller that only has the process can still see them.
   for (const call of emulator.unknownCalls)
     process.stderr.write(`unknown call: ${JSON.stringify(call)}\n`);
+  // Clients with open keep-alive connections must not hold the exit up.
+  setTimeout(() => process.exit(0), 2000).unref();
   void emulator.stop().then(() => process.exit(0));
 };
 process.on('SIGINT', shutdown);

@@ -55,7 +55,11 @@ def emulator() -> Iterator[Emulator]:
     (REPO / ".cache").mkdir(exist_ok=True)
     (REPO / ".cache" / "fidelity-calls.json").write_text(json.dumps(emu.calls(), indent=1))
     proc.terminate()
-    proc.wait(timeout=10)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 @pytest.fixture(autouse=True)

@@ -50,6 +50,14 @@ describe('envelope and paths', () => {
     expect(emulator.unknownCalls).toContainEqual({ service: 'api', endpoint, version });
   });
 
+  test('endpoints the open-source server lacks too answer 404 but are not counted as unknown', async () => {
+    const unknownBefore = emulator.unknownCalls.length;
+    const answer = await raw(emulator, 'workers.get_runtime_properties', { worker: 'w' });
+    expect(answer.status).toBe(404);
+    expect(emulator.unknownCalls).toHaveLength(unknownBefore);
+    expect(emulator.absentCalls.map((c) => c.endpoint)).toContain('workers.get_runtime_properties');
+  });
+
   test('query-string fields are merged into the body with numbers and booleans converted', async () => {
     const queue = (await ok(emulator, 'queues.create', { name: 'query-q' })).id as string;
     const { accessKey, secretKey } = emulator.credentials;
