@@ -16,7 +16,7 @@ import {
   type Doc,
   type EmulatorState,
 } from '../state.ts';
-import { linkModel } from './tasks.ts';
+import { linkModel } from './task-rules.ts';
 
 const MODEL_FIELDS = [
   'name',
