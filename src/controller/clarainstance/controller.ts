@@ -1,0 +1,271 @@
+/**
+ * Wiring of the ClaraInstance controller: a reflector over ClaraInstances and one over the
+ * operator's agent pods feed a keyed work queue; the task poller brings back instances whose
+ * ClearML task changed; workers run `reconcile`. Nothing here decides anything about a run.
+ */
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
+
+import * as k8s from '@kubernetes/client-node';
+
+import { API_VERSION, KIND, PLURAL } from '../../api/clarainstance.ts';
+import type { ClearmlClientOptions } from '../../clearml/index.ts';
+import { createApiSource } from '../../k8s/api-source.ts';
+import { objectKey } from '../../k8s/object-store.ts';
+import { ReflectorGroup } from '../../k8s/reflector-group.ts';
+import type { NamespaceScope } from '../../k8s/reflector-group.ts';
+import { WorkQueue } from '../../k8s/work-queue.ts';
+import type { WorkQueueMetrics } from '../../k8s/work-queue.ts';
+import { AGENT_POD_SELECTOR } from './agent-pod.ts';
+import { ClaraApi } from './clara-api.ts';
+import type { ClaraObject } from './clara-api.ts';
+import type {
+  AgentPods,
+  EventSink,
+  ReconcileConfig,
+  ReconcileContext,
+  ReconcileLogger,
+  SecretReader,
+} from './context.ts';
+import { ClearmlClients } from './credentials.ts';
+import type { LauncherScript } from './launch.ts';
+import { reconcile } from './reconcile.ts';
+import { TaskPoller } from './task-poller.ts';
+
+/** A pino-like logger that can make children. */
+export interface ControllerLogger extends ReconcileLogger {
+  child(bindings: Record<string, unknown>): ReconcileLogger;
+}
+
+/** Options of {@link ClaraInstanceController}. */
+export interface ControllerOptions {
+  kubeConfig: k8s.KubeConfig;
+  namespaces: NamespaceScope;
+  config: ReconcileConfig & { workers: number };
+  launcher: LauncherScript;
+  events: EventSink;
+  log: ControllerLogger;
+  /** Passed to every ClearML client (timeouts, retry policy). */
+  clearml?: Omit<ClearmlClientOptions, 'apiUrl' | 'accessKey' | 'secretKey'>;
+  queueMetrics?: WorkQueueMetrics;
+  /** Called after each reconcile with its outcome, for metrics. */
+  onReconcile?: (outcome: 'success' | 'requeue_after' | 'error', durationMs: number) => void;
+}
+
+/**
+ * Reads the launcher the tasks carry. Throws, naming the path, when it is missing: without it no
+ * task could run, so the operator must not start.
+ */
+export function loadLauncher(path: string): LauncherScript {
+  try {
+    return { entryPoint: basename(path), source: readFileSync(path, 'utf8') };
+  } catch (err) {
+    throw new Error(
+      `cannot read the launcher script ${path} (--launcher-script): ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
+  }
+}
+
+/** The controller. Make it, `start()` it (when leading), `stop()` it on shutdown. */
+export class ClaraInstanceController {
+  readonly api: ClaraApi;
+  readonly poller: TaskPoller;
+  readonly queue: WorkQueue;
+  readonly #instances: ReflectorGroup<ClaraObject>;
+  readonly #pods: ReflectorGroup<k8s.V1Pod>;
+  /** Instance UID → keys of its agent pods, kept by the pod handlers. */
+  readonly #podsByOwner = new Map<string, Set<string>>();
+  readonly #opts: ControllerOptions;
+  readonly #clearml: ClearmlClients;
+  #running: Promise<void> | undefined;
+
+  constructor(opts: ControllerOptions) {
+    this.#opts = opts;
+    this.api = new ClaraApi(opts.kubeConfig);
+    this.#clearml = new ClearmlClients(opts.clearml);
+    this.queue = new WorkQueue({ metrics: opts.queueMetrics, maxBackoffMs: 300_000 });
+    this.poller = new TaskPoller({
+      intervalMs: opts.config.pollIntervalMs,
+      onChange: (keys) => keys.forEach((k) => this.queue.add(k)),
+      log: opts.log,
+    });
+
+    this.#instances = new ReflectorGroup<ClaraObject>({
+      name: 'clarainstances',
+      namespaces: opts.namespaces,
+      source: createApiSource<ClaraObject>({
+        kubeConfig: opts.kubeConfig,
+        resource: { apiVersion: API_VERSION, plural: PLURAL },
+      }),
+      logger: opts.log,
+      handlers: {
+        onAdd: (obj) => this.queue.add(objectKey(obj)),
+        onUpdate: (before, after) => {
+          // Our own status writes come back as updates; only what can change a decision counts.
+          if (needsReconcile(before, after)) this.queue.add(objectKey(after));
+        },
+        onDelete: (obj) => this.queue.add(objectKey(obj)),
+      },
+    });
+    this.#pods = new ReflectorGroup<k8s.V1Pod>({
+      name: 'agent-pods',
+      namespaces: opts.namespaces,
+      labelSelector: AGENT_POD_SELECTOR,
+      source: createApiSource<k8s.V1Pod>({
+        kubeConfig: opts.kubeConfig,
+        resource: { apiVersion: 'v1', plural: 'pods' },
+      }),
+      logger: opts.log,
+      handlers: {
+        onAdd: (pod) => this.#onPod(pod, true),
+        onUpdate: (_before, pod) => this.#onPod(pod, true),
+        onDelete: (pod) => this.#onPod(pod, false),
+      },
+    });
+  }
+
+  /** Starts watching and reconciling; resolves once the caches synced and workers run. */
+  async start(): Promise<void> {
+    this.#instances.start();
+    this.#pods.start();
+    const synced = await Promise.all([this.#instances.waitForSync(), this.#pods.waitForSync()]);
+    if (!synced.every(Boolean)) return;
+    this.poller.start();
+    const context = this.#context();
+    this.#running = this.queue.run({
+      workers: this.#opts.config.workers,
+      handler: async (key) => {
+        const log = this.#opts.log.child({ key, reconcileId: randomUUID() });
+        const startedMs = performance.now();
+        try {
+          const result = await reconcile({ ...context, log }, key);
+          this.#opts.onReconcile?.(
+            result ? 'requeue_after' : 'success',
+            performance.now() - startedMs,
+          );
+          return result;
+        } catch (err) {
+          this.#opts.onReconcile?.('error', performance.now() - startedMs);
+          log.warn({ err: summarize(err) }, 'reconcile failed; will retry with backoff');
+          throw err;
+        }
+      },
+    });
+    this.#opts.log.info({ workers: this.#opts.config.workers }, 'controller started');
+  }
+
+  /** Stops taking work, waits up to `timeoutMs` for running reconciles, stops the watches. */
+  async stop(timeoutMs = 8_000): Promise<void> {
+    const result = await this.queue.shutDown({ timeoutMs });
+    await Promise.all([this.poller.stop(), this.#instances.stop(), this.#pods.stop()]);
+    await this.#running;
+    this.#opts.log.info(
+      { drained: result.drained, unfinished: result.unfinishedKeys },
+      'controller stopped',
+    );
+  }
+
+  /** Whether both caches have synced (for /readyz). */
+  hasSynced(): boolean {
+    return this.#instances.hasSynced() && this.#pods.hasSynced();
+  }
+
+  /** Every ClaraInstance in the cache (for the web view and metrics). */
+  instances(): ClaraObject[] {
+    return this.#instances.store.list();
+  }
+
+  #context(): Omit<ReconcileContext, 'log'> {
+    const core = this.#opts.kubeConfig.makeApiClient(k8s.CoreV1Api);
+    return {
+      instances: { get: (key) => this.#instances.store.get(key) },
+      api: this.api,
+      pods: this.#agentPods(core),
+      secrets: secretReader(core),
+      clearml: this.#clearml,
+      poller: this.poller,
+      events: this.#opts.events,
+      launcher: this.#opts.launcher,
+      config: this.#opts.config,
+      now: () => new Date(),
+    };
+  }
+
+  #agentPods(core: k8s.CoreV1Api): AgentPods {
+    return {
+      ofInstance: (namespace, uid) =>
+        [...(this.#podsByOwner.get(uid) ?? [])]
+          .map((key) => this.#pods.store.get(key))
+          .filter((p): p is k8s.V1Pod => p !== undefined && p.metadata?.namespace === namespace),
+      create: async (namespace, pod) => {
+        try {
+          return await core.createNamespacedPod({
+            namespace,
+            body: pod,
+            fieldManager: 'clara-operator',
+          });
+        } catch (err) {
+          if (err instanceof k8s.ApiException && err.code === 409) {
+            return core.readNamespacedPod({ namespace, name: pod.metadata?.name ?? '' });
+          }
+          throw err;
+        }
+      },
+      delete: async (namespace, name) => {
+        try {
+          await core.deleteNamespacedPod({ namespace, name });
+        } catch (err) {
+          if (!(err instanceof k8s.ApiException && err.code === 404)) throw err;
+        }
+      },
+    };
+  }
+
+  #onPod(pod: k8s.V1Pod, present: boolean): void {
+    const owner = pod.metadata?.ownerReferences?.find((o) => o.kind === KIND && o.controller);
+    if (!owner) return;
+    const key = objectKey(pod);
+    const keys = this.#podsByOwner.get(owner.uid) ?? new Set<string>();
+    if (present) keys.add(key);
+    else keys.delete(key);
+    if (keys.size > 0) this.#podsByOwner.set(owner.uid, keys);
+    else this.#podsByOwner.delete(owner.uid);
+    this.queue.add(`${pod.metadata?.namespace}/${owner.name}`);
+  }
+}
+
+/** Whether an update of a ClaraInstance can change what the reconcile does. */
+function needsReconcile(before: ClaraObject, after: ClaraObject): boolean {
+  return (
+    before.metadata.generation !== after.metadata.generation ||
+    before.metadata.deletionTimestamp !== after.metadata.deletionTimestamp ||
+    JSON.stringify(before.metadata.finalizers ?? []) !==
+      JSON.stringify(after.metadata.finalizers ?? [])
+  );
+}
+
+function secretReader(core: k8s.CoreV1Api): SecretReader {
+  return {
+    read: async (namespace, name) => {
+      try {
+        return await core.readNamespacedSecret({ namespace, name });
+      } catch (err) {
+        if (err instanceof k8s.ApiException && err.code === 404) return undefined;
+        throw err;
+      }
+    },
+  };
+}
+
+/** An error as a short loggable object: no response bodies beyond 256 characters. */
+function summarize(err: unknown): Record<string, unknown> {
+  if (err instanceof k8s.ApiException) {
+    return { kind: 'ApiException', code: err.code, body: String(err.body).slice(0, 256) };
+  }
+  if (err instanceof Error) return { kind: err.name, message: err.message.slice(0, 512) };
+  return { kind: typeof err };
+}
