@@ -201,10 +201,7 @@ export class SimulatedWorker {
       const abort = this.#abortRequested(taskId);
       if (abort === 'gone') return;
       if (abort === 'stop') {
-        this.#log(taskId, 'User aborted: stopping task', 'warning');
-        if (this.#opts.state.tasks.get(taskId)?.status === 'in_progress') {
-          this.#call('tasks.stopped', { task: taskId, status_reason: 'user abort', force: true });
-        }
+        this.#reportStopped(taskId);
         return;
       }
       if (behaviour.outcome === 'fail' && i === failAt) {
@@ -258,11 +255,17 @@ export class SimulatedWorker {
     this.#log(taskId, 'waiting for data loader...');
     while (this.#running && this.#abortRequested(taskId) === undefined)
       await sleep(this.#opts.pollMs ?? 25);
-    if (
-      this.#abortRequested(taskId) === 'stop' &&
-      this.#opts.state.tasks.get(taskId)?.status === 'in_progress'
-    ) {
-      this.#call('tasks.stopped', { task: taskId, status_reason: 'user abort', force: true });
+    if (this.#abortRequested(taskId) === 'stop') this.#reportStopped(taskId);
+  }
+
+  /** What the real agent does when it sees "stopping": kill, log, report `stopped`. */
+  #reportStopped(taskId: string): void {
+    this.#log(taskId, 'Process aborted by user', 'warning');
+    if (this.#opts.state.tasks.get(taskId)?.status === 'in_progress') {
+      this.#call('tasks.stopped', {
+        task: taskId,
+        status_reason: 'task was stopped by tasks.stop',
+      });
     }
   }
 

@@ -4,6 +4,7 @@ and console output the operator expects to read."""
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ AGENT = Path(sys.executable).parent / "clearml-agent"
 
 SCRIPT = """\
 import sys
+import time
 print("hello from the agent task")
 print("python", sys.version_info[0])
 sys.exit({exit_code})
@@ -65,3 +67,55 @@ def test_agent_executes_a_script_task_to_its_final_status(
     log = "\n".join(back["log"])
     assert "hello from the agent task" in log, output
     assert "python 3" in log, output
+
+
+LONG_RUNNING = """\
+import time
+print("long task started", flush=True)
+for _ in range(600):
+    time.sleep(0.5)
+print("long task was not stopped")
+"""
+
+
+def test_agent_stops_the_process_when_the_operator_stops_the_task(
+    ts_client, clearml_env, tmp_path: Path
+):
+    script = {
+        "binary": "python3",
+        "entry_point": "long.py",
+        "working_dir": ".",
+        "diff": LONG_RUNNING,
+        "requirements": {"pip": ""},
+    }
+    task_id = ts_client("create-task", "Fidelity", "agent-stop", json.dumps({"script": script}))["id"]
+    ts_client("enqueue", task_id, "fidelity-agent")
+    agent = subprocess.Popen(
+        [str(AGENT), "execute", "--id", task_id, "--full-monitoring", "--require-queue"],
+        env=clearml_env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while not any("long task started" in line for line in ts_client("read-back", task_id)["log"]):
+            assert agent.poll() is None, "agent exited before the task started"
+            assert time.monotonic() < deadline, "task did not start"
+            time.sleep(1)
+
+        assert ts_client("stop", task_id)["updated"] == 1
+        output = agent.communicate(timeout=120)[0]
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+            agent.communicate()
+
+    # The agent was reporting, so the server only asked ("stopping") and the agent itself ended
+    # the process and set the final status (reference §3.7).
+    back = ts_client("read-back", task_id)
+    assert back["task"]["status"] == "stopped", output[-4000:]
+    assert back["task"]["status_reason"] == "task was stopped by tasks.stop", output[-4000:]
+    assert any("Process aborted by user" in line for line in back["log"])
+    assert not any("was not stopped" in line for line in back["log"])

@@ -4,6 +4,7 @@
  *
  *   node test/fidelity/ts-client.ts create-task <project> <name> [extra-fields-json]
  *   node test/fidelity/ts-client.ts enqueue <task-id> <queue-name>
+ *   node test/fidelity/ts-client.ts stop <task-id>
  *   node test/fidelity/ts-client.ts read-back <task-id>
  *
  * Connection settings come from CLEARML_API_HOST / CLEARML_API_ACCESS_KEY / CLEARML_API_SECRET_KEY.
@@ -46,6 +47,11 @@ async function run(): Promise<unknown> {
       const [task, queueName] = args;
       if (!task || !queueName) throw new Error('usage: enqueue <task-id> <queue-name>');
       return client.enqueueTask({ task, queueName });
+    }
+    case 'stop': {
+      const [task] = args;
+      if (!task) throw new Error('usage: stop <task-id>');
+      return { updated: await client.stopTask({ task, statusReason: 'fidelity abort' }) };
     }
     case 'read-back': {
       const [task] = args;

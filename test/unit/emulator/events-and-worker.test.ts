@@ -167,7 +167,7 @@ describe('simulated worker', () => {
 
   test.each([
     { outcome: 'fail', want: 'failed', reason: 'worker execution exit code 1' },
-    { outcome: 'hang', want: 'stopped', reason: 'user abort' },
+    { outcome: 'hang', want: 'stopped', reason: 'task was stopped by tasks.stop' },
   ])('per-task knob outcome=$outcome ends $want', async ({ outcome, want, reason }) => {
     const worker = emulator.startWorker({
       queues: [`sim-${outcome}`],
