@@ -88,7 +88,8 @@ def test_agent_stops_the_process_when_the_operator_stops_the_task(
         "diff": LONG_RUNNING,
         "requirements": {"pip": ""},
     }
-    task_id = ts_client("create-task", "Fidelity", "agent-stop", json.dumps({"script": script}))["id"]
+    extra = json.dumps({"script": script})
+    task_id = ts_client("create-task", "Fidelity", "agent-stop", extra)["id"]
     ts_client("enqueue", task_id, "fidelity-agent")
     agent = subprocess.Popen(
         [str(AGENT), "execute", "--id", task_id, "--full-monitoring", "--require-queue"],
@@ -100,7 +101,7 @@ def test_agent_stops_the_process_when_the_operator_stops_the_task(
     )
     try:
         deadline = time.monotonic() + 180
-        while not any("long task started" in line for line in ts_client("read-back", task_id)["log"]):
+        while not any("long task started" in ln for ln in ts_client("read-back", task_id)["log"]):
             assert agent.poll() is None, "agent exited before the task started"
             assert time.monotonic() < deadline, "task did not start"
             time.sleep(1)
