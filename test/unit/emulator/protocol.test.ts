@@ -153,3 +153,46 @@ describe('files server', () => {
     expect(emulator.unknownCalls).toContainEqual({ service: 'files', endpoint: 'POST /sub/dir' });
   });
 });
+
+describe('test-only admin routes', () => {
+  const post = (path: string, body: unknown) =>
+    fetch(`${emulator.apiUrl}/_emulator/${path}`, { method: 'POST', body: JSON.stringify(body) });
+
+  test('faults set over HTTP apply to the named endpoint and can be cleared', async () => {
+    expect(
+      (await post('faults', { endpoint: 'queues.get_default', status: 500, subcode: 102 })).status,
+    ).toBe(200);
+    const failing = await raw(emulator, 'queues.get_default');
+    expect(failing.body.meta).toMatchObject({ result_code: 500, result_subcode: 102 });
+    await post('faults', { endpoint: 'queues.get_default', clear: true });
+    expect((await raw(emulator, 'queues.get_default')).status).toBe(200);
+  });
+
+  test('the call log lists answered calls and unknown ones', async () => {
+    await raw(emulator, 'tasks.nonexistent_call', {}, { authorization: null });
+    const log = (await (await fetch(`${emulator.apiUrl}/_emulator/calls`)).json()) as {
+      calls: { endpoint: string; status: number }[];
+      unknownCalls: { endpoint: string }[];
+    };
+    expect(log.calls).toContainEqual(
+      expect.objectContaining({ endpoint: 'tasks.nonexistent_call', status: 404 }),
+    );
+    expect(log.unknownCalls.map((c) => c.endpoint)).toContain('tasks.nonexistent_call');
+  });
+
+  test('a simulated worker started over HTTP serves its queue', async () => {
+    const answer = await post('workers', {
+      queues: ['admin-q'],
+      behaviour: { iterations: 2, iterationMs: 1 },
+    });
+    const { id } = (await answer.json()) as { id: string };
+    expect(emulator.state.workers.has(id)).toBe(true);
+    const queue = [...emulator.state.queues.values()].find((q) => q.name === 'admin-q');
+    expect((await ok(emulator, 'workers.get_all')).workers).toContainEqual(
+      expect.objectContaining({
+        id,
+        queues: [expect.objectContaining({ id: queue?.id, name: 'admin-q' })],
+      }),
+    );
+  });
+});
