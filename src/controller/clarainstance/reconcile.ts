@@ -30,6 +30,7 @@ import { launchFingerprint, launchFingerprintOf, taskRequest, uidTag } from './l
 import { buildStatus, writeStatusIfChanged } from './status-writer.ts';
 import { isTerminal, phaseOfTask, podTrouble } from './status.ts';
 import type { Problem } from './status.ts';
+import { readLogTail } from './task-poller.ts';
 import type { TaskSnapshot } from './task-poller.ts';
 
 /** What a reconcile returns to the work queue. */
@@ -113,6 +114,12 @@ async function reconcileRun(
 
   const taskId = snapshot.task.id;
   const phase = phaseOfTask(snapshot.task.status, instance.spec.suspend);
+  if (phase === 'Failed' && snapshot.failureLog === undefined) {
+    // Seen failed outside the poller (for example after a restart): read the log tail once.
+    const failureLog = await readLogTail(client, taskId).catch(() => undefined);
+    snapshot = { ...snapshot, failureLog: failureLog ?? '' };
+    ctx.poller.remember(key, snapshot);
+  }
   if (isTerminal(phase)) ctx.poller.untrack(key);
   else ctx.poller.track(key, client, taskId);
 
@@ -193,9 +200,8 @@ async function findOrCreateTask(
     const problem = await checkDataset(client, instance.spec.datasetTask);
     if (problem) return { problem };
     const projectId = await client.getOrCreateProject(instance.spec.project);
-    const id = await client.createTask(
-      taskRequest({ instance, uid, projectId, launcher: ctx.launcher }),
-    );
+    const request = taskRequest({ instance, uid, projectId, launcher: ctx.launcher });
+    const id = await client.createTask(request);
     ctx.log.info({ taskId: id, project: instance.spec.project }, 'task created');
     ctx.events.record(obj, {
       reason: 'TaskCreated',
@@ -203,7 +209,8 @@ async function findOrCreateTask(
       type: 'Normal',
     });
     snapshot = {
-      task: { id, status: 'created', project: projectId, system_tags: [] },
+      // The tags the task was made with: the next reconcile compares its launch fingerprint.
+      task: { id, status: 'created', project: projectId, system_tags: request.system_tags ?? [] },
       models: undefined,
       failureLog: undefined,
     };
@@ -319,7 +326,9 @@ async function applySuspendAndQueue(
       });
     }
   } else {
-    const resumable = task.status === 'stopped' && task.status_reason === SUSPEND_REASON;
+    // Resume only a run the operator suspended: its agent may have rewritten the reason
+    // ("user abort"), so the stored phase tells; a task aborted in ClearML stays Aborted.
+    const resumable = task.status === 'stopped' && obj.status?.phase === 'Suspended';
     if (task.status === 'created' || resumable) {
       const queues = await client.getQueues({
         exactName: instance.spec.queue,

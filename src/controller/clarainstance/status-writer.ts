@@ -42,7 +42,10 @@ export function buildStatus(inputs: StatusInputs): ClaraInstanceStatus {
 
   const taskMessage =
     task?.status === 'failed'
-      ? (snapshot?.failureLog ?? task.status_message ?? task.status_reason)
+      ? snapshot?.failureLog ||
+        task.status_message ||
+        task.status_reason ||
+        'the ClearML task failed'
       : task?.status_message || task?.status_reason || undefined;
   const desired = conditionsOf({
     phase,

@@ -255,11 +255,12 @@ function taskCondition(inputs: ConditionInputs): DesiredCondition {
       message: `task ${taskId} is created, not yet queued`,
     };
   }
+  const where = phase === 'Queued' ? `waits on queue ${queue}` : `was put on queue ${queue}`;
   return {
     type: 'TaskReady',
     status: 'True',
-    reason: 'Enqueued',
-    message: `task ${taskId} was put on queue ${queue}`,
+    reason: 'TaskCreated',
+    message: `task ${taskId} ${where}`,
   };
 }
 
