@@ -31,11 +31,7 @@ export function httpStatusOf(err: unknown): number | undefined {
 
 /** Stable codes of the errors below, for callers that prefer a switch to `instanceof`. */
 export type K8sErrorCode =
-  | 'K8S_CONFLICT'
-  | 'K8S_INVALID_CONDITION'
-  | 'K8S_WATCH_EXPIRED'
-  | 'K8S_WATCH_INACTIVE'
-  | 'K8S_QUEUE_SHUT_DOWN';
+  'K8S_CONFLICT' | 'K8S_INVALID_CONDITION' | 'K8S_WATCH_EXPIRED' | 'K8S_WATCH_INACTIVE';
 
 /** Base of every error this layer throws; `code` is stable across releases. */
 export class K8sError extends Error {
@@ -97,13 +93,6 @@ export class WatchInactiveError extends K8sError {
   constructor(silentMs: number) {
     super('K8S_WATCH_INACTIVE', `watch silent for ${silentMs} ms; assuming a dead connection`);
     this.silentMs = silentMs;
-  }
-}
-
-/** An operation on a work queue that is shutting down or has shut down. */
-export class QueueShutDownError extends K8sError {
-  constructor(message: string) {
-    super('K8S_QUEUE_SHUT_DOWN', message);
   }
 }
 
