@@ -74,6 +74,8 @@ export class SimulatedWorker {
   readonly id: string;
   /** Ids of tasks this worker has run, in order. */
   readonly ran: string[] = [];
+  /** Messages of calls that failed during a run (the run was abandoned). */
+  readonly errors: string[] = [];
   readonly #opts: WorkerOptions;
   #running = false;
   #loop: Promise<void> | undefined;
@@ -121,7 +123,13 @@ export class SimulatedWorker {
         const entry = next.entry as { task: string } | undefined;
         if (!entry) continue;
         ranOne = true;
-        await this.#run(entry.task, queue);
+        try {
+          await this.#run(entry.task, queue);
+        } catch (err) {
+          // A call refused mid-run (the task was deleted or forced elsewhere) ends that run
+          // only; the worker keeps serving its queues, as a real agent would.
+          this.errors.push(err instanceof Error ? err.message : String(err));
+        }
         break;
       }
       if (!ranOne) await sleep(this.#opts.pollMs ?? 25);

@@ -195,6 +195,35 @@ describe('simulated worker', () => {
   });
 });
 
+describe('simulated worker robustness', () => {
+  test('a task force-deleted while running is abandoned and the worker runs the next one', async () => {
+    const worker = emulator.startWorker({
+      queues: ['sim-delete'],
+      behaviour: { iterations: 500, iterationMs: 5 },
+    });
+    const client = clientFor(emulator);
+    const doomed = await newTask(emulator, 'sim-doomed');
+    await client.enqueueTask({ task: doomed, queueName: 'sim-delete' });
+    await waitFor(() => Number(emulator.state.tasks.get(doomed)?.last_iteration) >= 2);
+    await client.deleteTask({ task: doomed, force: true });
+
+    const project = await client.getOrCreateProject('Contract');
+    const next = await client.createTask({
+      name: 'sim-next',
+      type: 'training',
+      project,
+      hyperparams: {
+        Emulator: { iterations: { section: 'Emulator', name: 'iterations', value: '2' } },
+      },
+    });
+    await client.enqueueTask({ task: next, queueName: 'sim-delete' });
+    await waitFor(() => emulator.state.tasks.get(next)?.status === 'completed');
+    await worker.stop();
+    expect(worker.ran).toEqual([doomed, next]);
+    expect(worker.errors).toEqual([]);
+  });
+});
+
 describe('fault injection', () => {
   test('injected 503s are retried by the client until the fault runs out', async () => {
     emulator.faults.set('queues.get_all', { status: 503, message: 'maintenance', times: 2 });
