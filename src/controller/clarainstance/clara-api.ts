@@ -7,6 +7,7 @@ import * as k8s from '@kubernetes/client-node';
 
 import { GROUP, PLURAL, VERSION } from '../../api/clarainstance.ts';
 import type { ClaraInstanceStatus } from '../../api/clarainstance-status.ts';
+import { StatusWriter } from '../../k8s/index.ts';
 
 /** The finalizer that holds a ClaraInstance until its ClearML task is cleaned up. */
 export const FINALIZER = 'clara-operator.io/task-cleanup';
@@ -30,10 +31,17 @@ export interface WriteCounts {
 /** Thin typed access to ClaraInstances over CustomObjectsApi. */
 export class ClaraApi {
   readonly #api: k8s.CustomObjectsApi;
+  readonly #status: StatusWriter;
   readonly counts: WriteCounts = { statusWrites: 0, finalizerWrites: 0 };
 
   constructor(kc: k8s.KubeConfig) {
     this.#api = kc.makeApiClient(k8s.CustomObjectsApi);
+    this.#status = new StatusWriter({
+      kubeConfig: kc,
+      group: GROUP,
+      version: VERSION,
+      plural: PLURAL,
+    });
   }
 
   /** Reads one instance; undefined when it does not exist. */
@@ -79,24 +87,13 @@ export class ClaraApi {
   }
 
   /**
-   * Replaces the status of `obj` through the status subresource, with `obj`'s resourceVersion as
-   * precondition. Returns the updated object; throws ApiException 409 when `obj` is stale.
+   * Makes the status of `obj` equal to `status` through the status subresource, with `obj`'s
+   * resourceVersion as precondition; no call when they are already equal. Returns the object as
+   * it now is; throws ConflictError when `obj` is stale.
    */
   async replaceStatus(obj: ClaraObject, status: ClaraInstanceStatus): Promise<ClaraObject> {
-    this.counts.statusWrites += 1;
-    return (await this.#api.replaceNamespacedCustomObjectStatus({
-      group: GROUP,
-      version: VERSION,
-      namespace: obj.metadata.namespace ?? '',
-      plural: PLURAL,
-      name: obj.metadata.name ?? '',
-      body: { ...obj, status },
-      fieldManager: FIELD_MANAGER,
-    })) as ClaraObject;
+    const result = await this.#status.writeStatus(obj, status);
+    if (result.outcome === 'updated') this.counts.statusWrites += 1;
+    return result.object;
   }
-}
-
-/** Whether an error is the apiserver saying the object changed under us. */
-export function isConflict(err: unknown): boolean {
-  return err instanceof k8s.ApiException && (err.code === 409 || err.code === 422);
 }

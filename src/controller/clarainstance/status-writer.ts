@@ -3,13 +3,12 @@
  * so that a condition's lastTransitionTime moves only when its status flips, and written only
  * when something changed (an idle operator makes no writes).
  */
-import { isDeepStrictEqual } from 'node:util';
-
 import type * as k8s from '@kubernetes/client-node';
 
 import type { ClaraInstance } from '../../api/clarainstance.ts';
 import type { ClaraInstanceStatus, Condition, ModelEntry } from '../../api/clarainstance-status.ts';
 import type { Model } from '../../clearml/index.ts';
+import { formatConditionTime, setCondition } from '../../k8s/index.ts';
 import type { ClaraObject } from './clara-api.ts';
 import type { ReconcileContext } from './context.ts';
 import { conditionsOf, metricsOf, phaseOfTask } from './status.ts';
@@ -91,42 +90,37 @@ export function buildStatus(inputs: StatusInputs): ClaraInstanceStatus {
 }
 
 /**
- * Merges desired conditions into the previous ones: a condition keeps its lastTransitionTime
- * unless its status changed; conditions of types not desired any more are dropped.
+ * Merges desired conditions into the previous ones through the k8s layer's setCondition (a
+ * condition keeps its lastTransitionTime unless its status changed); conditions of types no
+ * longer desired are dropped.
  */
 export function mergeConditions(
   previous: Condition[] | undefined,
   desired: DesiredCondition[],
   opts: { generation: number | undefined; now: Date },
 ): Condition[] {
-  return desired.map((d) => {
-    const before = previous?.find((c) => c.type === d.type);
-    const condition: Condition = {
-      type: d.type,
-      status: d.status,
-      reason: d.reason,
-      message: cut(d.message, 32768),
-      lastTransitionTime:
-        before && before.status === d.status ? before.lastTransitionTime : rfc3339(opts.now),
-    };
-    if (opts.generation !== undefined) condition.observedGeneration = opts.generation;
-    return condition;
-  });
+  const kept = (previous ?? []).filter((c) => desired.some((d) => d.type === c.type));
+  return desired.reduce<Condition[]>(
+    (conditions, d) =>
+      setCondition(
+        conditions,
+        { ...d, message: cut(d.message, 32768), observedGeneration: opts.generation },
+        { nowMs: opts.now.getTime() },
+      ) as Condition[],
+    kept,
+  );
 }
 
 /**
- * Writes `status` when it differs from the object's current status. Returns the object as it
- * now is. A 409 (the object changed since it was read) is thrown for the queue to retry.
+ * Writes `status` when it differs from the object's current status (the writer compares; an
+ * unchanged status costs no call). Returns the object as it now is. A conflict (the object
+ * changed since it was read) is thrown for the queue to retry.
  */
 export async function writeStatusIfChanged(
   ctx: Pick<ReconcileContext, 'api' | 'log'>,
   obj: ClaraObject,
   status: ClaraInstanceStatus,
 ): Promise<ClaraObject> {
-  if (isDeepStrictEqual(normalize(obj.status ?? {}), normalize(status))) {
-    ctx.log.debug({}, 'status unchanged; not written');
-    return obj;
-  }
   if (obj.status?.phase !== status.phase) {
     ctx.log.info(
       { from: obj.status?.phase, to: status.phase, taskId: status.taskId },
@@ -134,11 +128,6 @@ export async function writeStatusIfChanged(
     );
   }
   return ctx.api.replaceStatus(obj, status);
-}
-
-/** JSON round trip: drops undefined fields, as the apiserver's copy has none. */
-function normalize(status: ClaraInstanceStatus): unknown {
-  return JSON.parse(JSON.stringify(status));
 }
 
 function modelEntries(models: Model[]): ModelEntry[] {
@@ -165,12 +154,7 @@ function isoTime(value: string | undefined): string | undefined {
   if (!value) return undefined;
   const withZone = /[zZ]|[+-]\d\d:?\d\d$/.test(value) ? value : `${value}Z`;
   const date = new Date(withZone);
-  return Number.isNaN(date.getTime()) ? undefined : rfc3339(date);
-}
-
-/** RFC 3339 with second precision, as metav1.Time serialises. */
-function rfc3339(date: Date): string {
-  return `${date.toISOString().slice(0, 19)}Z`;
+  return Number.isNaN(date.getTime()) ? undefined : formatConditionTime(date.getTime());
 }
 
 function cut(text: string, max: number): string {

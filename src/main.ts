@@ -1,0 +1,149 @@
+/**
+ * Entry point of clara-operator: reads the configuration, connects to Kubernetes, serves the
+ * health endpoints, and runs the ClaraInstance controller (when leading, if leader election is
+ * on) until SIGTERM or SIGINT, then stops within 10 seconds.
+ *
+ * This module alone wires the layers together (STYLE.md rule 1).
+ */
+import { createServer } from 'node:http';
+import type { Server } from 'node:http';
+import { hostname } from 'node:os';
+
+import * as k8s from '@kubernetes/client-node';
+
+import { ConfigError, loadConfig } from './config.ts';
+import type { OperatorConfig } from './config.ts';
+import { ClaraInstanceController, loadLauncher } from './controller/clarainstance/controller.ts';
+import type { EventSink } from './controller/clarainstance/context.ts';
+import { createEventSink } from './controller/clarainstance/events.ts';
+import { createLeaseLock, LeaderElector } from './k8s/index.ts';
+import { createLogger } from './logger.ts';
+
+/** The whole shutdown must finish within this (Kubernetes' grace period is 30 s by default). */
+const SHUTDOWN_DEADLINE_MS = 10_000;
+
+async function main(): Promise<void> {
+  let config: OperatorConfig;
+  try {
+    config = loadConfig(process.argv.slice(2), process.env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`clara-operator: ${err.message}\n`);
+    process.exit(2);
+  }
+  const log = createLogger({ level: config.logLevel });
+  const launcher = loadLauncher(config.launcherScript);
+
+  const kc = new k8s.KubeConfig();
+  if (config.kubeconfig) kc.loadFromFile(config.kubeconfig);
+  else kc.loadFromCluster();
+
+  const identity = `${hostname()}-${process.pid}`;
+  const events: EventSink = createEventSink({ kubeConfig: kc, instance: identity, log });
+  const controller = new ClaraInstanceController({
+    kubeConfig: kc,
+    namespaces: config.namespaces.length > 0 ? config.namespaces : 'all',
+    config: {
+      pollIntervalMs: config.pollInterval,
+      workers: config.workers,
+      defaultCredentialsSecret: config.defaultCredentialsSecret,
+    },
+    launcher,
+    events,
+    log,
+  });
+
+  let leading = !config.leaderElect;
+  let shuttingDown = false;
+  const health = await serveHealth(config.healthAddress, {
+    live: () => true,
+    // A standby replica is ready too: it is healthy, only not leading.
+    ready: () => !leading || controller.hasSynced(),
+  });
+
+  let elector: LeaderElector | undefined;
+  if (config.leaderElect) {
+    elector = new LeaderElector({
+      lock: createLeaseLock({
+        kubeConfig: kc,
+        namespace: config.leaderElectionNamespace ?? process.env.POD_NAMESPACE ?? 'default',
+        name: config.leaderElectionId,
+      }),
+      identity,
+      logger: log,
+      callbacks: {
+        onStartedLeading: () => {
+          leading = true;
+          log.info({ identity }, 'became leader; starting the controller');
+          controller
+            .start()
+            .catch((err: unknown) => log.error({ err }, 'controller failed to start'));
+        },
+        onStoppedLeading: () => {
+          if (shuttingDown) return;
+          // Another replica may be acting already: stop at once, let Kubernetes restart us.
+          log.warn({ identity }, 'lost leadership; exiting so a fresh process can stand by');
+          process.exit(1);
+        },
+        onNewLeader: (holder) => log.info({ holder }, 'leader observed'),
+      },
+    });
+    void elector.run();
+  } else {
+    await controller.start();
+  }
+  log.info(
+    { identity, namespaces: config.namespaces, leaderElect: config.leaderElect },
+    'clara-operator running',
+  );
+
+  const shutdown = async (signal: string): Promise<void> => {
+    shuttingDown = true;
+    log.info({ signal }, 'shutting down');
+    const deadline = setTimeout(() => {
+      log.error({ deadlineMs: SHUTDOWN_DEADLINE_MS }, 'shutdown overran its deadline; exiting');
+      process.exit(1);
+    }, SHUTDOWN_DEADLINE_MS);
+    deadline.unref();
+    await controller.stop(SHUTDOWN_DEADLINE_MS - 2_000);
+    await elector?.stop();
+    health.close();
+    log.info({}, 'stopped');
+    process.exit(0);
+  };
+  process.once('SIGTERM', (s) => void shutdown(s));
+  process.once('SIGINT', (s) => void shutdown(s));
+}
+
+/** Serves /healthz and /readyz on `address` (`host:port`, empty host = all interfaces). */
+async function serveHealth(
+  address: string,
+  checks: { live: () => boolean; ready: () => boolean },
+): Promise<Server> {
+  const [host, port] = [
+    address.slice(0, address.lastIndexOf(':')),
+    Number(address.slice(address.lastIndexOf(':') + 1)),
+  ];
+  const server = createServer((req, res) => {
+    const check =
+      req.url === '/healthz' ? checks.live : req.url === '/readyz' ? checks.ready : undefined;
+    if (!check) {
+      res.writeHead(404).end('not found\n');
+      return;
+    }
+    const ok = check();
+    res
+      .writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' })
+      .end(ok ? 'ok\n' : 'not ready\n');
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host || undefined, () => resolve());
+  });
+  return server;
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`clara-operator: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});
