@@ -310,8 +310,9 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
     if (!version) return send(400, 2, `Request path has invalid version: version=${match[1]}`, {});
 
     const fault = faults.take(name);
-    if (fault?.latencyMs) await new Promise((r) => setTimeout(r, fault.latencyMs));
-    if (fault?.drop) return void req.socket.destroy();
+    const before = fault && !fault.afterHandling ? fault : undefined;
+    if (before?.latencyMs) await new Promise((r) => setTimeout(r, before.latencyMs));
+    if (before?.drop) return void req.socket.destroy();
     if (fault?.status)
       return send(fault.status, fault.subcode ?? 0, fault.message ?? 'Injected fault', {});
 
@@ -351,6 +352,10 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Running
         identity,
       });
       actual = result.actual;
+      if (fault?.afterHandling) {
+        if (fault.latencyMs) await new Promise((r) => setTimeout(r, fault.latencyMs));
+        if (fault.drop) return void req.socket.destroy();
+      }
       if (result.data instanceof RawResult) {
         calls.push({ endpoint: name, version: formatVersion(version), status: 200, subcode: 0 });
         const headers: Record<string, string> = { 'content-type': result.data.contentType };

@@ -16,6 +16,11 @@ export interface Fault {
   latencyMs?: number;
   /** Destroy the socket without any answer. */
   drop?: boolean;
+  /**
+   * Apply `latencyMs` and `drop` after the call was handled instead of before: the server did
+   * the work but the client hears late or never (a crash or lost answer after tasks.create).
+   */
+  afterHandling?: boolean;
   /** Apply to this many calls, then disappear (default: until cleared). */
   times?: number;
 }
