@@ -186,3 +186,46 @@ describe('deletion', () => {
     expect(task?.system_tags).toContain('archived');
   });
 });
+
+describe('deletion while ClearML is down', () => {
+  test('waits with a condition that says so, and completes once ClearML is back', async () => {
+    const { obj, queue } = spleen('unlucky');
+    env.emulator.startWorker({ queues: [queue], behaviour: { outcome: 'hang' } });
+    await createInstance(kc, namespace, obj);
+    const running = await waitForStatus(
+      kc,
+      { namespace, name: 'unlucky', what: 'Running' },
+      (o) => o.status?.phase === 'Running',
+    );
+    const taskId = running.status!.taskId!;
+
+    env.emulator.faults.set('*', { status: 503, message: 'maintenance' });
+    try {
+      await kc.makeApiClient(k8s.CustomObjectsApi).deleteNamespacedCustomObject({
+        group: 'clara-operator.io',
+        version: 'v1alpha1',
+        namespace,
+        plural: 'clarainstances',
+        name: 'unlucky',
+      });
+      const blocked = await waitForStatus(
+        kc,
+        { namespace, name: 'unlucky', what: 'deletion blocked' },
+        (o) =>
+          o.status?.conditions?.some(
+            (c) => c.type === 'Ready' && c.reason === 'ClearMLUnavailable',
+          ) ?? false,
+      );
+      expect(blocked.metadata.deletionTimestamp).toBeDefined();
+      expect(blocked.status?.message).toMatch(/deletion waits for ClearML/);
+      expect(env.emulator.state.tasks.get(taskId)?.status).toBe('in_progress');
+    } finally {
+      env.emulator.faults.clear();
+    }
+    await waitFor(async () => ((await readInstance(kc, namespace, 'unlucky')) ? undefined : true), {
+      what: 'instance unlucky to be gone once ClearML is back',
+      timeoutMs: 90_000,
+    });
+    expect(env.emulator.state.tasks.get(taskId)?.system_tags).toContain('archived');
+  });
+});
