@@ -245,6 +245,18 @@ describe('fault injection', () => {
     }
   });
 
+  test('an answer lost after handling: the task exists, and the client does not create it twice', async () => {
+    const client = clientFor(emulator);
+    const project = await client.getOrCreateProject('Contract');
+    emulator.faults.set('tasks.create', { drop: true, afterHandling: true, times: 1 });
+    const err = await client
+      .createTask({ name: 'lost-answer', type: 'training', project })
+      .catch((e: unknown) => e);
+    expect(err).toMatchObject({ kind: 'network', retriable: true });
+    const found = await client.getTasks({ exactName: 'lost-answer', onlyFields: ['id'] });
+    expect(found).toHaveLength(1);
+  });
+
   test('latency beyond the client timeout is a timeout', async () => {
     emulator.faults.set('tasks.get_all', { latencyMs: 300, times: 1 });
     const client = clientFor(emulator, { requestTimeoutMs: 50, retry: { maxAttempts: 1 } });
