@@ -21,3 +21,6 @@ node_modules/.bin/node -e '
   console.log(`jest: ${r.numPassedTests} passed, ${r.numFailedTests} failed`);
 ' || true
 [ "$status" -eq 0 ] || exit "$status"
+
+echo "== fidelity: the real clearml SDK and clearml-agent against the ClearML emulator (pytest)"
+bash test/fidelity/run.sh
