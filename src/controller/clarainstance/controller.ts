@@ -10,6 +10,7 @@ import { basename } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 
 import { API_VERSION, KIND, PLURAL } from '../../api/clarainstance.ts';
+import { MAX_PAGE_SIZE } from '../../clearml/index.ts';
 import type { ClearmlClientOptions } from '../../clearml/index.ts';
 import { createApiSource } from '../../k8s/api-source.ts';
 import { objectKey } from '../../k8s/object-store.ts';
@@ -86,7 +87,8 @@ export class ClaraInstanceController {
   constructor(opts: ControllerOptions) {
     this.#opts = opts;
     this.api = new ClaraApi(opts.kubeConfig);
-    this.#clearml = new ClearmlClients(opts.clearml);
+    // One tasks.get_all carries a whole poller page of ids (the client's default is smaller).
+    this.#clearml = new ClearmlClients({ idsPerCall: MAX_PAGE_SIZE, ...opts.clearml });
     this.queue = new WorkQueue({ metrics: opts.queueMetrics, maxBackoffMs: 300_000 });
     this.poller = new TaskPoller({
       intervalMs: opts.config.pollIntervalMs,
