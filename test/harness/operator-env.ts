@@ -110,15 +110,29 @@ export async function startOperator(opts: {
   };
 }
 
-/** Creates a finalized ClearML Dataset in the emulator and returns its id. */
-export function createDataset(emulator: RunningEmulator, name = 'spleen-decathlon'): string {
-  const { id } = emulator.dispatch('tasks.create', {
-    name,
-    type: 'data_processing',
-    system_tags: ['dataset'],
-  }) as { id: string };
-  emulator.dispatch('tasks.started', { task: id, force: true });
-  emulator.dispatch('tasks.completed', { task: id, force: true });
+/**
+ * Creates a finalized ClearML Dataset in the emulator and returns its id; with `id`, the dataset
+ * gets that id (so a manifest naming it, such as an example, applies unchanged).
+ */
+export function createDataset(
+  emulator: RunningEmulator,
+  name = 'spleen-decathlon',
+  id?: string,
+): string {
+  const created = (
+    emulator.dispatch('tasks.create', {
+      name,
+      type: 'data_processing',
+      system_tags: ['dataset'],
+    }) as { id: string }
+  ).id;
+  emulator.dispatch('tasks.started', { task: created, force: true });
+  emulator.dispatch('tasks.completed', { task: created, force: true });
+  if (id === undefined || id === created) return created;
+  const doc = emulator.state.tasks.get(created);
+  if (!doc) throw new Error(`dataset ${created} vanished from the emulator`);
+  emulator.state.tasks.delete(created);
+  emulator.state.tasks.set(id, { ...doc, id });
   return id;
 }
 
