@@ -151,6 +151,22 @@ describe('the spleen example', () => {
     );
   });
 
+  test('records one event per transition', () => {
+    const reasons = env.events.events.filter((e) => e.name === 'spleen').map((e) => e.reason);
+    expect(reasons).toEqual(
+      expect.arrayContaining([
+        'TaskCreated',
+        'TaskEnqueued',
+        'AgentPodCreated',
+        'Running',
+        'Completed',
+      ]),
+    );
+    for (const reason of ['TaskCreated', 'TaskEnqueued', 'AgentPodCreated', 'Completed']) {
+      expect(reasons.filter((r) => r === reason)).toHaveLength(1);
+    }
+  });
+
   test('writes no status once nothing changes', async () => {
     const before = env.controller.api.counts.statusWrites;
     await new Promise((r) => setTimeout(r, 1_500));
@@ -184,6 +200,46 @@ describe('deletion', () => {
     const task = env.emulator.state.tasks.get(taskId);
     expect(task?.status).toBe('stopped');
     expect(task?.system_tags).toContain('archived');
+  });
+});
+
+describe('deletion policies', () => {
+  test.each([
+    {
+      policy: 'Delete',
+      want: (id: string) => expect(env.emulator.state.tasks.has(id)).toBe(false),
+    },
+    {
+      policy: 'Orphan',
+      want: (id: string) => {
+        const task = env.emulator.state.tasks.get(id);
+        expect(task?.status).toBe('in_progress');
+        expect(task?.system_tags).not.toContain('archived');
+      },
+    },
+  ])('$policy', async ({ policy, want }) => {
+    const name = `policy-${policy.toLowerCase()}`;
+    const { obj, queue } = spleen(name);
+    (obj.spec as Record<string, unknown>).deletionPolicy = policy;
+    env.emulator.startWorker({ queues: [queue], behaviour: { outcome: 'hang' } });
+    await createInstance(kc, namespace, obj);
+    const running = await waitForStatus(
+      kc,
+      { namespace, name, what: 'Running' },
+      (o) => o.status?.phase === 'Running',
+    );
+    await kc.makeApiClient(k8s.CustomObjectsApi).deleteNamespacedCustomObject({
+      group: 'clara-operator.io',
+      version: 'v1alpha1',
+      namespace,
+      plural: 'clarainstances',
+      name,
+    });
+    await waitFor(async () => ((await readInstance(kc, namespace, name)) ? undefined : true), {
+      what: `instance ${name} to be gone`,
+      timeoutMs: 60_000,
+    });
+    want(running.status!.taskId!);
   });
 });
 

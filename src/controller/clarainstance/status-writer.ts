@@ -117,17 +117,23 @@ export function mergeConditions(
  * changed since it was read) is thrown for the queue to retry.
  */
 export async function writeStatusIfChanged(
-  ctx: Pick<ReconcileContext, 'api' | 'log'>,
+  ctx: Pick<ReconcileContext, 'api' | 'log' | 'events'>,
   obj: ClaraObject,
   status: ClaraInstanceStatus,
 ): Promise<ClaraObject> {
-  if (obj.status?.phase !== status.phase) {
-    ctx.log.info(
-      { from: obj.status?.phase, to: status.phase, taskId: status.taskId },
-      'phase changed',
-    );
+  const written = await ctx.api.replaceStatus(obj, status);
+  const from = obj.status?.phase;
+  if (from !== status.phase && written !== obj) {
+    ctx.log.info({ from, to: status.phase, taskId: status.taskId }, 'phase changed');
+    // One event per phase transition, Warning for the ends a user must look at.
+    const warning = status.phase === 'Failed' || status.phase === 'Aborted';
+    ctx.events.record(written, {
+      type: warning ? 'Warning' : 'Normal',
+      reason: status.phase ?? 'Pending',
+      note: status.message ?? `phase ${from ?? 'none'} -> ${status.phase}`,
+    });
   }
-  return ctx.api.replaceStatus(obj, status);
+  return written;
 }
 
 function modelEntries(models: Model[]): ModelEntry[] {
