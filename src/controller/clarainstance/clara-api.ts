@@ -44,22 +44,6 @@ export class ClaraApi {
     });
   }
 
-  /** Reads one instance; undefined when it does not exist. */
-  async get(namespace: string, name: string): Promise<ClaraObject | undefined> {
-    try {
-      return (await this.#api.getNamespacedCustomObject({
-        group: GROUP,
-        version: VERSION,
-        namespace,
-        plural: PLURAL,
-        name,
-      })) as ClaraObject;
-    } catch (err) {
-      if (err instanceof k8s.ApiException && err.code === 404) return undefined;
-      throw err;
-    }
-  }
-
   /**
    * Adds or removes the finalizer with a JSON patch that first tests the resourceVersion the
    * caller saw. Returns the updated object. Throws ApiException 409/422 when the object changed.

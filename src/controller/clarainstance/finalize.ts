@@ -10,6 +10,7 @@
 import type { ClaraInstanceSpec } from '../../api/clarainstance-spec.ts';
 import { parseClaraInstance } from '../../api/clarainstance.ts';
 import { ClearmlError } from '../../clearml/index.ts';
+import { objectKey } from '../../k8s/index.ts';
 import type { ClearmlClient, Task } from '../../clearml/index.ts';
 import type { ClaraObject } from './clara-api.ts';
 import { FINALIZER } from './clara-api.ts';
@@ -26,7 +27,7 @@ const LIVE = new Set(['created', 'queued', 'in_progress']);
 
 /** Runs the deletion of `obj` (its deletionTimestamp is set). See the module comment. */
 export async function finalize(ctx: ReconcileContext, obj: ClaraObject): Promise<ReconcileResult> {
-  const key = `${obj.metadata.namespace}/${obj.metadata.name}`;
+  const key = objectKey(obj);
   if (!(obj.metadata.finalizers ?? []).includes(FINALIZER)) {
     ctx.poller.untrack(key);
     return undefined;
@@ -173,7 +174,7 @@ async function blockDeletion(
     buildStatus({
       obj,
       instance: parsed.ok ? parsed.value : undefined,
-      snapshot: ctx.poller.snapshot(`${obj.metadata.namespace}/${obj.metadata.name}`),
+      snapshot: ctx.poller.snapshot(objectKey(obj)),
       pod: undefined,
       problem: { on: 'TaskReady', reason: blocker.reason, message: blocker.message },
       taskUrl: obj.status?.taskUrl,

@@ -18,6 +18,7 @@ import { parseClaraInstance } from '../../api/clarainstance.ts';
 import type { ClaraInstance } from '../../api/clarainstance.ts';
 import type { ClaraInstanceStatus, HistoryEntry } from '../../api/clarainstance-status.ts';
 import { ClearmlAuthError, ClearmlError } from '../../clearml/index.ts';
+import { objectKey } from '../../k8s/index.ts';
 import type { ClearmlClient, Task } from '../../clearml/index.ts';
 import { agentPod, agentPodName } from './agent-pod.ts';
 import type { ClaraObject } from './clara-api.ts';
@@ -87,7 +88,7 @@ async function reconcileRun(
   obj: ClaraObject,
   instance: ClaraInstance,
 ): Promise<ReconcileResult> {
-  const key = keyOf(obj);
+  const key = objectKey(obj);
   const conn = await readConnection(ctx, obj, instance);
   if ('reason' in conn) {
     await report(ctx, obj, { on: 'TaskReady', reason: conn.reason, message: conn.message });
@@ -165,7 +166,7 @@ async function findOrCreateTask(
 ): Promise<FoundTask> {
   const { instance, client } = opts;
   let obj = opts.obj;
-  const key = keyOf(obj);
+  const key = objectKey(obj);
   const uid = obj.metadata.uid ?? '';
   const fingerprint = launchFingerprint(instance);
 
@@ -237,7 +238,7 @@ async function supersede(
   if (task.status === 'queued' || task.status === 'in_progress' || task.status === 'created') {
     await client.stopTask({ task: task.id, force: true, statusReason: SPEC_CHANGED_REASON });
   }
-  ctx.poller.untrack(keyOf(obj));
+  ctx.poller.untrack(objectKey(obj));
   ctx.log.info({ taskId: task.id }, 'task superseded by a spec change; starting a new run');
   ctx.events.record(obj, {
     reason: 'RunRestarted',
@@ -310,7 +311,7 @@ async function applySuspendAndQueue(
   },
 ): Promise<TaskSnapshot> {
   const { obj, instance, client } = opts;
-  const key = keyOf(obj);
+  const key = objectKey(obj);
   let { snapshot } = opts;
   const task = snapshot.task;
 
@@ -428,7 +429,7 @@ async function ensureAgentPod(
       status_message: trouble?.message ?? 'the agent pod failed',
     });
     ctx.poller.remember(
-      keyOf(obj),
+      objectKey(obj),
       withTask(opts.snapshot, { status: 'failed', status_message: trouble?.message }),
     );
     ctx.log.warn(
@@ -442,7 +443,7 @@ async function ensureAgentPod(
 /** Writes a problem into status (Ready False with its reason) and logs the decision. */
 async function report(ctx: ReconcileContext, obj: ClaraObject, problem: Problem): Promise<void> {
   ctx.log.warn({ reason: problem.reason, message: problem.message }, 'run blocked');
-  const snapshot = ctx.poller.snapshot(keyOf(obj));
+  const snapshot = ctx.poller.snapshot(objectKey(obj));
   const parsed = parseClaraInstance(obj);
   await writeStatusIfChanged(
     ctx,
@@ -495,8 +496,4 @@ async function handleClearmlError(
     if (!err.retriable) return { requeueAfterMs: ctx.config.pollIntervalMs };
   }
   throw err;
-}
-
-export function keyOf(obj: ClaraObject): string {
-  return `${obj.metadata.namespace}/${obj.metadata.name}`;
 }
