@@ -2,7 +2,7 @@
  * `npm run cluster:up` / `npm run cluster:down`: the local test control plane for people. It
  * keeps running in the background after `up`, with its kubeconfig and logs in `.cluster/`.
  */
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { startLocalCluster, stopCluster } from '../test/harness/cluster.ts';
@@ -31,10 +31,14 @@ function runningState(): ClusterState | undefined {
 /** Starts the cluster unless one is running; prints how to reach it. */
 export async function up(): Promise<ClusterState> {
   const state = runningState() ?? (await startLocalCluster({ dir: DIR, exitWithParent: false }));
+  // A stable path to the control plane's own kubectl (its cache path changes with the build).
+  const kubectl = join(DIR, 'kubectl');
+  rmSync(kubectl, { force: true });
+  symlinkSync(state.kubectl, kubectl);
   console.log(`
 The local control plane is running (${state.server}).
   export KUBECONFIG=${state.kubeconfig}
-  ${state.kubectl} get nodes        # kubectl of the same Kubernetes release
+  .cluster/kubectl get nodes        # kubectl of the same Kubernetes release
   logs: ${join(state.dir, 'controlplane.log')}
   stop: npm run cluster:down`);
   return state;

@@ -91,7 +91,6 @@ async function main(): Promise<void> {
       `--namespaces=${NAMESPACE}`,
       '--poll-interval=1s',
       `--health-address=127.0.0.1:${await freePort()}`,
-      `--metrics-address=127.0.0.1:${await freePort()}`,
       `--launcher-script=${launcher}`,
     ],
     { stdio: ['ignore', logFd, logFd], cwd: REPO_ROOT },

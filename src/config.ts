@@ -38,10 +38,10 @@ export const SETTINGS = {
     help: 'ClearML poll interval, e.g. 15s or 1m',
   },
   workers: { flag: 'workers', env: 'CLARA_WORKERS', help: 'concurrent reconciles (1-64)' },
-  metricsAddress: {
-    flag: 'metrics-address',
-    env: 'CLARA_METRICS_ADDRESS',
-    help: 'host:port of /metrics and the web view',
+  clearmlPageSize: {
+    flag: 'clearml-page-size',
+    env: 'CLARA_CLEARML_PAGE_SIZE',
+    help: 'task ids per tasks.get_all when polling (1-500)',
   },
   healthAddress: {
     flag: 'health-address',
@@ -87,7 +87,23 @@ const duration = (minMs: number, maxMs: number) =>
       const [, n, unit] = DURATION.exec(s) as unknown as [string, string, keyof typeof UNIT_MS];
       return Number(n) * UNIT_MS[unit];
     })
-    .refine((ms) => ms >= minMs && ms <= maxMs, `expected between ${minMs} ms and ${maxMs} ms`);
+    .refine(
+      (ms) => ms >= minMs && ms <= maxMs,
+      `expected between ${human(minMs)} and ${human(maxMs)}`,
+    );
+
+function human(ms: number): string {
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
+}
+
+const wholeNumber = (min: number, max: number) =>
+  z.coerce
+    .number({ error: 'expected a whole number' })
+    .int('expected a whole number')
+    .min(min, `expected at least ${min}`)
+    .max(max, `expected at most ${max}`);
 
 const address = z
   .string()
@@ -118,8 +134,8 @@ const configSchema = z.strictObject({
     .regex(DNS_SUBDOMAIN, 'expected a Secret name')
     .optional(),
   pollInterval: duration(1_000, 3_600_000).default(15_000),
-  workers: z.coerce.number().int('expected a whole number').min(1).max(64).default(4),
-  metricsAddress: address.default(':8080'),
+  workers: wholeNumber(1, 64).default(4),
+  clearmlPageSize: wholeNumber(1, 500).default(500),
   healthAddress: address.default(':8081'),
   leaderElect: z.boolean().default(false),
   leaderElectionNamespace: z.string().regex(DNS_LABEL, 'expected a namespace name').optional(),
@@ -146,6 +162,20 @@ export class ConfigError extends Error {
   }
 }
 
+/** `--flag=true` / `--flag=false` for boolean flags, as kubectl and controller-runtime allow. */
+function booleanValues(argv: string[]): string[] {
+  const booleans = Object.values(SETTINGS as Record<string, Setting>)
+    .filter((s) => s.boolean)
+    .map((s) => s.flag);
+  return argv.flatMap((arg) => {
+    const match = /^--([^=]+)=(.*)$/.exec(arg);
+    if (!match || !booleans.includes(match[1] ?? '')) return [arg];
+    if (TRUE.test(match[2] ?? '')) return [`--${match[1]}`];
+    if (FALSE.test(match[2] ?? '')) return [];
+    throw new ConfigError([`--${match[1]}=${match[2]}: expected true or false`]);
+  });
+}
+
 const TRUE = /^(1|true|yes|on)$/i;
 const FALSE = /^(0|false|no|off)$/i;
 
@@ -163,7 +193,12 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorConf
   );
   let flags: Record<string, string | boolean | undefined>;
   try {
-    flags = parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values;
+    flags = parseArgs({
+      args: booleanValues(argv),
+      options,
+      strict: true,
+      allowPositionals: false,
+    }).values;
   } catch (err) {
     throw new ConfigError([
       `${(err as Error).message}; known flags: ${Object.values(SETTINGS)

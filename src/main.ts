@@ -34,9 +34,7 @@ async function main(): Promise<void> {
   const log = createLogger({ level: config.logLevel });
   const launcher = loadLauncher(config.launcherScript);
 
-  const kc = new k8s.KubeConfig();
-  if (config.kubeconfig) kc.loadFromFile(config.kubeconfig);
-  else kc.loadFromCluster();
+  const kc = loadKubeConfig(config.kubeconfig);
 
   const identity = `${hostname()}-${process.pid}`;
   const events: EventSink = createEventSink({ kubeConfig: kc, instance: identity, log });
@@ -46,6 +44,7 @@ async function main(): Promise<void> {
     config: {
       pollIntervalMs: config.pollInterval,
       workers: config.workers,
+      clearmlPageSize: config.clearmlPageSize,
       defaultCredentialsSecret: config.defaultCredentialsSecret,
     },
     launcher,
@@ -115,6 +114,26 @@ async function main(): Promise<void> {
   process.once('SIGINT', (s) => void shutdown(s));
 }
 
+/** The kubeconfig to use; throws naming the flag when there is none or it cannot be read. */
+function loadKubeConfig(path: string | undefined): k8s.KubeConfig {
+  const kc = new k8s.KubeConfig();
+  if (path) {
+    try {
+      kc.loadFromFile(path);
+    } catch (err) {
+      throw new Error(`--kubeconfig / KUBECONFIG ${path}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    return kc;
+  }
+  if (!process.env.KUBERNETES_SERVICE_HOST) {
+    throw new Error('no --kubeconfig / KUBECONFIG given and not running in a Kubernetes pod');
+  }
+  kc.loadFromCluster();
+  return kc;
+}
+
 /** Serves /healthz and /readyz on `address` (`host:port`, empty host = all interfaces). */
 async function serveHealth(
   address: string,
@@ -137,7 +156,9 @@ async function serveHealth(
       .end(ok ? 'ok\n' : 'not ready\n');
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (err) =>
+      reject(new Error(`--health-address / CLARA_HEALTH_ADDRESS ${address}: ${err.message}`)),
+    );
     server.listen(port, host || undefined, () => resolve());
   });
   return server;

@@ -50,14 +50,12 @@ export async function startOperatorProcess(opts: {
   const logFile = join(dir, 'operator.log');
   const fd = openSync(logFile, 'w');
   const healthPort = await freePort();
-  const metricsPort = await freePort();
   const child = spawn(
     NODE,
     [
       join(REPO_ROOT, 'src', 'main.ts'),
       `--kubeconfig=${opts.kubeconfig}`,
       `--health-address=127.0.0.1:${healthPort}`,
-      `--metrics-address=127.0.0.1:${metricsPort}`,
       `--launcher-script=${launcher}`,
       ...opts.args,
     ],

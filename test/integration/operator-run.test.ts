@@ -55,18 +55,30 @@ function spleen(name: string, overrides: { iterations?: number } = {}) {
   const spec = obj.spec as Record<string, unknown>;
   spec.datasetTask = datasetId;
   spec.queue = `q-${name}`;
-  return { obj, queue: spec.queue as string, iterations: overrides.iterations ?? 8 };
+  return { obj, queue: spec.queue as string, iterations: overrides.iterations ?? 20 };
 }
 
 describe('the spleen example', () => {
   let taskId: string;
+  let runningPods: k8s.V1Pod[] = [];
 
   test('runs to Completed with scalars and models, through one task and one GPU pod', async () => {
     const { obj, queue, iterations } = spleen('spleen');
     env.emulator.startWorker({ queues: [queue], behaviour: { iterations, iterationMs: 150 } });
     await createInstance(kc, namespace, obj);
 
-    const phases = new Set<string>();
+    // The agent pod while the run runs; a finished run's pod is removed if it lingers.
+    const running = await waitForStatus(kc, { namespace, name: 'spleen', what: 'Running' }, (o) =>
+      Boolean(o.status?.phase === 'Running' && o.status.agentPod),
+    );
+    runningPods = (
+      await core.listNamespacedPod({
+        namespace,
+        labelSelector: `clara-operator.io/task-id=${running.status!.taskId}`,
+      })
+    ).items;
+
+    const phases = new Set<string>(['Running']);
     const done = await waitForStatus(
       kc,
       { namespace, name: 'spleen', what: 'phase Completed', timeoutMs: 60_000 },
@@ -120,10 +132,7 @@ describe('the spleen example', () => {
   });
 
   test('made one agent pod with the GPU request and credentials from the Secret', async () => {
-    const pods = await core.listNamespacedPod({
-      namespace,
-      labelSelector: `clara-operator.io/task-id=${taskId}`,
-    });
+    const pods = { items: runningPods };
     expect(pods.items).toHaveLength(1);
     const container = pods.items[0]!.spec!.containers[0]!;
     expect(container.resources?.limits?.['nvidia.com/gpu']).toBe('1');
@@ -141,6 +150,19 @@ describe('the spleen example', () => {
       key: 'CLEARML_API_HOST',
     });
     expect(pods.items[0]!.spec!.nodeName).toMatch(/^clara-gpu-/);
+  });
+
+  test('removes the agent pod that still runs after the run ended', async () => {
+    await waitFor(
+      async () => {
+        const pods = await core.listNamespacedPod({
+          namespace,
+          labelSelector: `clara-operator.io/task-id=${taskId}`,
+        });
+        return pods.items.length === 0 ? true : undefined;
+      },
+      { what: "the finished run's pod to be deleted" },
+    );
   });
 
   test('shows the dice in kubectl get clara', async () => {

@@ -8,7 +8,7 @@ describe('loadConfig', () => {
       namespaces: [],
       pollInterval: 15_000,
       workers: 4,
-      metricsAddress: ':8080',
+      clearmlPageSize: 500,
       healthAddress: ':8081',
       leaderElect: false,
       leaderElectionId: 'clara-operator-leader',
@@ -38,10 +38,15 @@ describe('loadConfig', () => {
       given: ['--poll-interval=15'],
       want: '--poll-interval / CLARA_POLL_INTERVAL = "15": expected a duration',
     },
-    { given: ['--poll-interval=0s'], want: 'expected between 1000 ms and 3600000 ms' },
-    { given: ['--workers=0'], want: '--workers / CLARA_WORKERS = "0": Too small' },
+    { given: ['--poll-interval=0s'], want: 'expected between 1s and 1h' },
+    { given: ['--workers=0'], want: '--workers / CLARA_WORKERS = "0": expected at least 1' },
     { given: ['--workers=2.5'], want: 'expected a whole number' },
-    { given: ['--metrics-address=8080'], want: 'expected host:port' },
+    {
+      given: ['--workers=abc'],
+      want: '--workers / CLARA_WORKERS = "abc": expected a whole number',
+    },
+    { given: ['--health-address=8081'], want: 'expected host:port' },
+    { given: ['--leader-elect=maybe'], want: '--leader-elect=maybe: expected true or false' },
     { given: ['--namespaces=ML'], want: 'expected namespace names separated by commas' },
     { given: ['--log-level=verbose'], want: '--log-level / CLARA_LOG_LEVEL = "verbose"' },
     { given: ['--pol-interval=1s'], want: "Unknown option '--pol-interval'" },
@@ -56,6 +61,14 @@ describe('loadConfig', () => {
     })();
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as ConfigError).message).toContain(want);
+  });
+
+  test.each([
+    { given: ['--leader-elect'], want: true },
+    { given: ['--leader-elect=true'], want: true },
+    { given: ['--leader-elect=false'], want: false },
+  ])('takes $given', ({ given, want }) => {
+    expect(loadConfig(given, {}).leaderElect).toBe(want);
   });
 
   test('refuses a boolean variable that is not one', () => {

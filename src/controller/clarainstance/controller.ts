@@ -9,7 +9,7 @@ import { basename } from 'node:path';
 
 import * as k8s from '@kubernetes/client-node';
 
-import { API_VERSION, KIND, PLURAL } from '../../api/clarainstance.ts';
+import { API_VERSION, KIND, parseClaraInstance, PLURAL } from '../../api/clarainstance.ts';
 import { MAX_PAGE_SIZE } from '../../clearml/index.ts';
 import type { ClearmlClientOptions } from '../../clearml/index.ts';
 import { createApiSource, objectKey, ReflectorGroup, WorkQueue } from '../../k8s/index.ts';
@@ -25,10 +25,13 @@ import type {
   ReconcileLogger,
   SecretReader,
 } from './context.ts';
-import { ClearmlClients } from './credentials.ts';
+import { ClearmlClients, connectionFromSecret, credentialsSecretName } from './credentials.ts';
 import type { LauncherScript } from './launch.ts';
 import { reconcile } from './reconcile.ts';
 import { TaskPoller } from './task-poller.ts';
+
+/** How long a read credentials Secret is reused. */
+const SECRET_CACHE_MS = 10_000;
 
 /** A pino-like logger that can make children. */
 export interface ControllerLogger extends ReconcileLogger {
@@ -39,7 +42,7 @@ export interface ControllerLogger extends ReconcileLogger {
 export interface ControllerOptions {
   kubeConfig: k8s.KubeConfig;
   namespaces: NamespaceScope;
-  config: ReconcileConfig & { workers: number };
+  config: ReconcileConfig & { workers: number; clearmlPageSize?: number };
   launcher: LauncherScript;
   events: EventSink;
   log: ControllerLogger;
@@ -84,12 +87,14 @@ export class ClaraInstanceController {
     this.#opts = opts;
     this.api = new ClaraApi(opts.kubeConfig);
     // One tasks.get_all carries a whole poller page of ids (the client's default is smaller).
-    this.#clearml = new ClearmlClients({ idsPerCall: MAX_PAGE_SIZE, ...opts.clearml });
+    const pageSize = opts.config.clearmlPageSize ?? MAX_PAGE_SIZE;
+    this.#clearml = new ClearmlClients({ idsPerCall: pageSize, ...opts.clearml });
     this.queue = new WorkQueue({ metrics: opts.queueMetrics, maxBackoffMs: 300_000 });
     this.poller = new TaskPoller({
       intervalMs: opts.config.pollIntervalMs,
       onChange: (keys) => keys.forEach((k) => this.queue.add(k)),
       log: opts.log,
+      pageSize,
     });
 
     this.#instances = new ReflectorGroup<ClaraObject>({
@@ -132,8 +137,9 @@ export class ClaraInstanceController {
     this.#pods.start();
     const synced = await Promise.all([this.#instances.waitForSync(), this.#pods.waitForSync()]);
     if (!synced.every(Boolean)) return;
-    this.poller.start();
     const context = this.#context();
+    await this.#prime(context);
+    this.poller.start();
     this.#running = this.queue.run({
       workers: this.#opts.config.workers,
       handler: async (key) => {
@@ -154,6 +160,47 @@ export class ClaraInstanceController {
       },
     });
     this.#opts.log.info({ workers: this.#opts.config.workers }, 'controller started');
+  }
+
+  /**
+   * Reads the state of every known task in batches before the first reconcile, so a restart
+   * with N instances costs ceil(N / page size) ClearML calls, not one per instance.
+   */
+  async #prime(context: Omit<ReconcileContext, 'log'>): Promise<void> {
+    const startedMs = performance.now();
+    let primed = 0;
+    for (const obj of this.#instances.store.list()) {
+      const taskId = obj.status?.taskId;
+      if (!taskId || obj.metadata.deletionTimestamp) continue;
+      const parsed = parseClaraInstance(obj);
+      if (!parsed.ok) continue;
+      const namespace = obj.metadata.namespace ?? '';
+      const name = credentialsSecretName(parsed.value, this.#opts.config.defaultCredentialsSecret);
+      if (typeof name !== 'string') continue;
+      const conn = connectionFromSecret(
+        await context.secrets.read(namespace, name).catch(() => undefined),
+        {
+          namespace,
+          name,
+        },
+      );
+      if ('reason' in conn) continue;
+      this.poller.track(objectKey(obj), this.#clearml.clientFor(conn), taskId);
+      primed += 1;
+    }
+    if (primed === 0) return;
+    await this.poller
+      .pollOnce()
+      .catch((err: unknown) =>
+        this.#opts.log.warn(
+          { err: summarize(err) },
+          'priming from ClearML failed; reconciles will read tasks one by one',
+        ),
+      );
+    this.#opts.log.info(
+      { primed, ms: Math.round(performance.now() - startedMs) },
+      'task states primed from ClearML',
+    );
   }
 
   /** Stops taking work, waits up to `timeoutMs` for running reconciles, stops the watches. */
@@ -246,15 +293,35 @@ function needsReconcile(before: ClaraObject, after: ClaraObject): boolean {
   );
 }
 
+/**
+ * Reads Secrets through a short-lived cache: every reconcile needs its credentials, and many
+ * instances share one Secret, so a resync of thousands of instances costs a few reads, not one
+ * each. A changed or new Secret is seen within SECRET_CACHE_MS.
+ */
 function secretReader(core: k8s.CoreV1Api): SecretReader {
+  const cache = new Map<string, { readAtMs: number; secret: Promise<k8s.V1Secret | undefined> }>();
+  const fetchSecret = async (namespace: string, name: string) => {
+    try {
+      return await core.readNamespacedSecret({ namespace, name });
+    } catch (err) {
+      if (err instanceof k8s.ApiException && err.code === 404) return undefined;
+      throw err;
+    }
+  };
   return {
-    read: async (namespace, name) => {
-      try {
-        return await core.readNamespacedSecret({ namespace, name });
-      } catch (err) {
-        if (err instanceof k8s.ApiException && err.code === 404) return undefined;
-        throw err;
+    read: (namespace, name) => {
+      const key = `${namespace}/${name}`;
+      const nowMs = Date.now();
+      const hit = cache.get(key);
+      if (hit && nowMs - hit.readAtMs < SECRET_CACHE_MS) return hit.secret;
+      if (cache.size > 1_000) {
+        for (const [k, v] of cache) if (nowMs - v.readAtMs >= SECRET_CACHE_MS) cache.delete(k);
       }
+      const secret = fetchSecret(namespace, name);
+      cache.set(key, { readAtMs: nowMs, secret });
+      // A failed read is not cached: the next reconcile tries again.
+      secret.catch(() => cache.delete(key));
+      return secret;
     },
   };
 }

@@ -30,6 +30,7 @@ import { finalize } from './finalize.ts';
 import { launchFingerprint, launchFingerprintOf, taskRequest, uidTag } from './launch.ts';
 import { buildStatus, writeStatusIfChanged } from './status-writer.ts';
 import { isTerminal, phaseOfTask, podTrouble } from './status.ts';
+import type { Phase } from '../../api/clarainstance-status.ts';
 import type { Problem } from './status.ts';
 import { readLogTail } from './task-poller.ts';
 import type { TaskSnapshot } from './task-poller.ts';
@@ -390,10 +391,14 @@ async function ensureAgentPod(
 
   for (const pod of pods) {
     const podName = pod.metadata?.name ?? '';
-    const stale = podName !== wanted || (!wantPod && phase === 'Suspended');
-    if (stale && !pod.metadata?.deletionTimestamp) {
+    if (pod.metadata?.deletionTimestamp) continue;
+    const otherRun = podName !== wanted;
+    // A finished run's agent exits by itself; one still running holds a GPU for nothing. A pod
+    // that terminated is kept for its logs (garbage collection takes it with the instance).
+    const lingering = (phase === 'Suspended' || isTerminal(phase as Phase)) && !podTerminated(pod);
+    if (otherRun || lingering) {
       await ctx.pods.delete(namespace, podName);
-      ctx.log.info({ pod: podName }, 'agent pod of another run or a suspended run deleted');
+      ctx.log.info({ pod: podName, phase }, 'agent pod deleted: another run, or the run ended');
     }
   }
   let pod = pods.find((p) => p.metadata?.name === wanted && !(phase === 'Suspended'));
@@ -438,6 +443,10 @@ async function ensureAgentPod(
     );
   }
   return pod;
+}
+
+function podTerminated(pod: k8s.V1Pod): boolean {
+  return pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed';
 }
 
 /** Writes a problem into status (Ready False with its reason) and logs the decision. */

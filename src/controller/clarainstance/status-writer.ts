@@ -11,7 +11,7 @@ import type { Model } from '../../clearml/index.ts';
 import { formatConditionTime, setCondition } from '../../k8s/index.ts';
 import type { ClaraObject } from './clara-api.ts';
 import type { ReconcileContext } from './context.ts';
-import { conditionsOf, metricsOf, phaseOfTask } from './status.ts';
+import { conditionsOf, isTerminal, metricsOf, phaseOfTask } from './status.ts';
 import type { DesiredCondition, Problem } from './status.ts';
 import type { TaskSnapshot } from './task-poller.ts';
 
@@ -36,8 +36,13 @@ export function buildStatus(inputs: StatusInputs): ClaraInstanceStatus {
   const previous = obj.status ?? {};
   const task = snapshot?.task;
   const suspended = instance?.spec.suspend ?? false;
-  const phase = task ? phaseOfTask(task.status, suspended) : suspended ? 'Suspended' : 'Pending';
-  const podExpected = instance !== undefined && instance.spec.agent.mode === 'Execute';
+  // Without a fresh look at the task (ClearML unreachable after a restart), the phase last seen
+  // stands: a finished run must not read Pending because ClearML is down.
+  const phase = task
+    ? phaseOfTask(task.status, suspended)
+    : (previous.phase ?? (suspended ? 'Suspended' : 'Pending'));
+  const podExpected =
+    instance !== undefined && instance.spec.agent.mode === 'Execute' && !isTerminal(phase);
 
   const taskMessage =
     task?.status === 'failed'
