@@ -138,8 +138,21 @@ export class ClaraInstanceController {
     const synced = await Promise.all([this.#instances.waitForSync(), this.#pods.waitForSync()]);
     if (!synced.every(Boolean)) return;
     const context = this.#context();
+    const startedMs = performance.now();
     await this.#prime(context);
     this.poller.start();
+    // Every cached instance is looked at once after a start; say when that is done.
+    const unseen = new Set(this.#instances.store.keys());
+    if (unseen.size === 0) this.#opts.log.info({ instances: 0, ms: 0 }, 'initial resync complete');
+    const markSeen = (key: string) => {
+      if (unseen.delete(key) && unseen.size === 0) {
+        const ms = Math.round(performance.now() - startedMs);
+        this.#opts.log.info(
+          { instances: this.#instances.store.size, ms },
+          'initial resync complete',
+        );
+      }
+    };
     this.#running = this.queue.run({
       workers: this.#opts.config.workers,
       handler: async (key) => {
@@ -147,6 +160,7 @@ export class ClaraInstanceController {
         const startedMs = performance.now();
         try {
           const result = await reconcile({ ...context, log }, key);
+          markSeen(key);
           this.#opts.onReconcile?.(
             result ? 'requeue_after' : 'success',
             performance.now() - startedMs,
