@@ -11,7 +11,7 @@ import * as k8s from '@kubernetes/client-node';
 
 import { API_VERSION, KIND, parseClaraInstance, PLURAL } from '../../api/clarainstance.ts';
 import { MAX_PAGE_SIZE } from '../../clearml/index.ts';
-import type { ClearmlClientOptions } from '../../clearml/index.ts';
+import type { ClearmlClient, ClearmlClientOptions } from '../../clearml/index.ts';
 import { createApiSource, objectKey, ReflectorGroup, WorkQueue } from '../../k8s/index.ts';
 import type { NamespaceScope, WorkQueueMetrics } from '../../k8s/index.ts';
 import { AGENT_POD_SELECTOR } from './agent-pod.ts';
@@ -81,11 +81,13 @@ export class ClaraInstanceController {
   readonly #podsByOwner = new Map<string, Set<string>>();
   readonly #opts: ControllerOptions;
   readonly #clearml: ClearmlClients;
+  readonly #secrets: SecretReader;
   #running: Promise<void> | undefined;
 
   constructor(opts: ControllerOptions) {
     this.#opts = opts;
     this.api = new ClaraApi(opts.kubeConfig);
+    this.#secrets = secretReader(opts.kubeConfig.makeApiClient(k8s.CoreV1Api));
     // One tasks.get_all carries a whole poller page of ids (the client's default is smaller).
     const pageSize = opts.config.clearmlPageSize ?? MAX_PAGE_SIZE;
     this.#clearml = new ClearmlClients({ idsPerCall: pageSize, ...opts.clearml });
@@ -233,6 +235,21 @@ export class ClaraInstanceController {
     return this.#instances.hasSynced() && this.#pods.hasSynced();
   }
 
+  /**
+   * The ClearML client of an instance (from its credentials Secret), for read-only views of its
+   * run; undefined when the spec is invalid or the credentials are missing. Never throws.
+   */
+  async clientFor(obj: ClaraObject): Promise<ClearmlClient | undefined> {
+    const parsed = parseClaraInstance(obj);
+    if (!parsed.ok) return undefined;
+    const name = credentialsSecretName(parsed.value, this.#opts.config.defaultCredentialsSecret);
+    if (typeof name !== 'string') return undefined;
+    const namespace = obj.metadata.namespace ?? '';
+    const secret = await this.#secrets.read(namespace, name).catch(() => undefined);
+    const conn = connectionFromSecret(secret, { namespace, name });
+    return 'reason' in conn ? undefined : this.#clearml.clientFor(conn);
+  }
+
   /** Every ClaraInstance in the cache (for the web view and metrics). */
   instances(): ClaraObject[] {
     return this.#instances.store.list();
@@ -244,7 +261,7 @@ export class ClaraInstanceController {
       instances: { get: (key) => this.#instances.store.get(key) },
       api: this.api,
       pods: this.#agentPods(core),
-      secrets: secretReader(core),
+      secrets: this.#secrets,
       clearml: this.#clearml,
       poller: this.poller,
       events: this.#opts.events,
