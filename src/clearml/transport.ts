@@ -52,6 +52,21 @@ export interface ClearmlTransportOptions {
   fetch?: typeof globalThis.fetch;
   /** Optional logger; the client is silent without one. */
   logger?: ClearmlLogger;
+  /**
+   * Told about every HTTP request once it ended (each retry and login is one), for metrics.
+   * Must not throw; it never sees keys, tokens or bodies.
+   */
+  onRequest?: (request: ClearmlRequestObservation) => void;
+}
+
+/** One finished HTTP request, as {@link ClearmlTransportOptions.onRequest} sees it. */
+export interface ClearmlRequestObservation {
+  /** `service.action`, e.g. `tasks.get_all`. */
+  endpoint: string;
+  /** The HTTP status as a string, or `timeout` / `network` when no answer came. */
+  code: string;
+  /** From sending the request to reading the whole answer (or giving up). */
+  durationMs: number;
 }
 
 /** Per-call options of {@link ClearmlTransport.call}. */
@@ -88,6 +103,7 @@ export class ClearmlTransport {
   readonly #now: () => number;
   readonly #fetch: typeof globalThis.fetch;
   readonly #logger: ClearmlLogger | undefined;
+  readonly #onRequest: ((request: ClearmlRequestObservation) => void) | undefined;
   #token: CachedToken | undefined;
   #login: Promise<CachedToken> | undefined;
 
@@ -104,6 +120,7 @@ export class ClearmlTransport {
     this.#now = opts.now ?? Date.now;
     this.#fetch = opts.fetch ?? globalThis.fetch;
     this.#logger = opts.logger;
+    this.#onRequest = opts.onRequest;
   }
 
   /**
@@ -214,11 +231,15 @@ export class ClearmlTransport {
       status = response.status;
       text = await response.text();
     } catch (err) {
-      throw transportFailure(endpoint, err, controller.signal.aborted, this.#timeoutMs);
+      const failure = transportFailure(endpoint, err, controller.signal.aborted, this.#timeoutMs);
+      this.#onRequest?.({ endpoint, code: failure.kind, durationMs: this.#now() - startedMs });
+      throw failure;
     } finally {
       clearTimeout(timer);
     }
-    this.#logger?.debug({ endpoint, status, durationMs: this.#now() - startedMs }, 'clearml call');
+    const durationMs = this.#now() - startedMs;
+    this.#onRequest?.({ endpoint, code: String(status), durationMs });
+    this.#logger?.debug({ endpoint, status, durationMs }, 'clearml call');
     return parseEnvelope({ endpoint, status, text });
   }
 }

@@ -330,3 +330,47 @@ describe('retries', () => {
     expect(top).toBeLessThan(DEFAULT_RETRY_POLICY.maxDelayMs);
   });
 });
+
+describe('request observer', () => {
+  test('reports every HTTP request with its endpoint, status or failure kind, and duration', async () => {
+    const server = new FakeServer()
+      .on('auth.login', envelope({ token: validToken }))
+      .on(
+        'tasks.get_all',
+        envelope(null, { code: 503 }),
+        { networkError: 'socket hang up', code: 'ECONNRESET' },
+        envelope({ tasks: [] }),
+      );
+    const seen: unknown[] = [];
+    let nowMs = NOW_MS;
+    const { transport } = setup(server, {
+      // Each reading of the clock moves it on by 5 ms, so every request lasts 5 ms.
+      now: () => (nowMs += 5),
+      onRequest: (r) => seen.push(r),
+    });
+
+    await transport.call('tasks.get_all', {});
+
+    expect(seen).toEqual([
+      { endpoint: 'auth.login', code: '200', durationMs: 5 },
+      { endpoint: 'tasks.get_all', code: '503', durationMs: 5 },
+      { endpoint: 'tasks.get_all', code: 'network', durationMs: 5 },
+      { endpoint: 'tasks.get_all', code: '200', durationMs: 5 },
+    ]);
+    expect(JSON.stringify(seen)).not.toMatch(/SECRETVALUE456|ACCESSKEY123|first/);
+  });
+
+  test('reports a request without an answer as a timeout', async () => {
+    const server = new FakeServer()
+      .on('auth.login', envelope({ token: validToken }))
+      .on('tasks.get_all', { hang: true });
+    const codes: string[] = [];
+    const { transport } = setup(server, {
+      requestTimeoutMs: 20,
+      retry: { maxAttempts: 1 },
+      onRequest: (r) => codes.push(`${r.endpoint} ${r.code}`),
+    });
+    await transport.call('tasks.get_all', {}).catch(() => undefined);
+    expect(codes).toEqual(['auth.login 200', 'tasks.get_all timeout']);
+  });
+});
