@@ -13,7 +13,8 @@ async function samples(registry: Registry, name: string): Promise<string[]> {
   const { values } = await metric.get();
   return values
     .filter((v) => !('le' in v.labels))
-    .map((v) => {
+    .map((v: { labels: object; value: number; metricName?: string }) => {
+      // Histograms name each sample (`_sum`, `_count`); prom-client's types leave that out.
       const suffix = v.metricName && v.metricName !== name ? v.metricName.slice(name.length) : '';
       const labels = Object.entries(v.labels)
         .map(([k, l]) => `${k}=${String(l)}`)
