@@ -13,7 +13,11 @@ import { API_VERSION, GROUP, PLURAL, VERSION } from '../../src/api/clarainstance
 import type { ClaraObject } from '../../src/controller/clarainstance/clara-api.ts';
 import type { EventNote, EventSink } from '../../src/controller/clarainstance/context.ts';
 import { ClaraInstanceController } from '../../src/controller/clarainstance/controller.ts';
-import type { ControllerLogger } from '../../src/controller/clarainstance/controller.ts';
+import type {
+  ControllerLogger,
+  ControllerOptions,
+} from '../../src/controller/clarainstance/controller.ts';
+import type { ClearmlRequestObservation } from '../../src/clearml/index.ts';
 import type { ReconcileLogger } from '../../src/controller/clarainstance/context.ts';
 import { startEmulator } from '../emulator/emulator.ts';
 import type { RunningEmulator } from '../emulator/emulator.ts';
@@ -72,11 +76,17 @@ export interface OperatorEnv {
   stop(): Promise<void>;
 }
 
+/** Metric hooks a test may give the controller (as `src/main.ts` passes src/metrics' ones). */
+export type OperatorHooks = Pick<ControllerOptions, 'queueMetrics' | 'onReconcile'> & {
+  onClearmlRequest?: (request: ClearmlRequestObservation) => void;
+};
+
 /** Starts an emulator and a controller watching `namespaces`. */
 export async function startOperator(opts: {
   kc: k8s.KubeConfig;
   namespaces: string[];
   pollIntervalMs?: number;
+  hooks?: OperatorHooks;
 }): Promise<OperatorEnv> {
   const emulator = await startEmulator({ port: 0, filesPort: 0 });
   const log = new MemoryLogger();
@@ -95,7 +105,10 @@ export async function startOperator(opts: {
     clearml: {
       retry: { maxAttempts: 2, baseDelayMs: 10, maxDelayMs: 50 },
       requestTimeoutMs: 2_000,
+      onRequest: opts.hooks?.onClearmlRequest,
     },
+    queueMetrics: opts.hooks?.queueMetrics,
+    onReconcile: opts.hooks?.onReconcile,
   });
   await controller.start();
   return {
