@@ -4,7 +4,7 @@
  * spleen example runs to Completed, and a PromQL query gives back the instance's val_mean_dice.
  * Deleting the instance then removes its series from /metrics.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -228,6 +228,16 @@ describe('Prometheus scraping the operator', () => {
     expect(reconciles[0]?.value).toBeGreaterThan(0);
     const calls = await query('sum(clara_clearml_requests_total{endpoint="tasks.create"})');
     expect(calls[0]?.value).toBeGreaterThanOrEqual(1);
+  });
+
+  test('what a real run exports passes promtool check metrics', async () => {
+    const text = await (await fetch(metricsUrl)).text();
+    const check = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+    expect(check.error).toBeUndefined();
+    expect({ status: check.status, output: check.stdout + check.stderr }).toEqual({
+      status: 0,
+      output: '',
+    });
   });
 
   test('deleting the instance removes its series from /metrics', async () => {
