@@ -60,6 +60,7 @@ export default tseslint.config(
     ['src/clearml/**'],
     ['**/k8s/**', '**/controller/**', '**/api/**', '**/metrics/**', '**/web/**', '**/main*'],
   ),
+  layer(['src/controller/**'], ['**/metrics/**', '**/web/**', '**/main*']),
   layer(['src/api/**'], ['**/controller/**', '**/metrics/**', '**/web/**', '**/main*']),
   layer(['src/metrics/**', 'src/web/**'], ['**/main*']),
 );

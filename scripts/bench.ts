@@ -80,7 +80,7 @@ function startOperator(opts: {
   writeFileSync(launcher, TEST_LAUNCHER.source);
   const logFile = join(opts.dir, `operator-${opts.tag}.log`);
   const fd = openSync(logFile, 'w');
-  return freePort().then((port) => {
+  return Promise.all([freePort(), freePort(), freePort()]).then(([port, webPort, metricsPort]) => {
     const child = spawn(
       NODE,
       [
@@ -93,6 +93,8 @@ function startOperator(opts: {
         `--poll-interval=${opts.pollInterval}`,
         `--clearml-page-size=${opts.pageSize}`,
         `--health-address=127.0.0.1:${port}`,
+        `--web-address=127.0.0.1:${webPort}`,
+        `--metrics-address=127.0.0.1:${metricsPort}`,
         `--launcher-script=${launcher}`,
       ],
       { stdio: ['ignore', fd, fd], cwd: REPO_ROOT },

@@ -82,6 +82,7 @@ async function main(): Promise<void> {
     launcher,
     '# the Clara launcher is not written yet; the simulated agent does not run it\n',
   );
+  const webPort = await freePort();
   const logFd = openSync(join(cluster.dir, 'operator.log'), 'w');
   const operator = spawn(
     join(REPO_ROOT, 'node_modules', '.bin', 'node'),
@@ -91,6 +92,8 @@ async function main(): Promise<void> {
       `--namespaces=${NAMESPACE}`,
       '--poll-interval=1s',
       `--health-address=127.0.0.1:${await freePort()}`,
+      `--web-address=127.0.0.1:${webPort}`,
+      `--metrics-address=127.0.0.1:${await freePort()}`,
       `--launcher-script=${launcher}`,
     ],
     { stdio: ['ignore', logFd, logFd], cwd: REPO_ROOT },
@@ -133,6 +136,7 @@ async function main(): Promise<void> {
       ]),
     );
     printSummary(done);
+    console.log(`Web view (while the demo runs): http://127.0.0.1:${webPort}/`);
     console.log(
       `\nThe control plane keeps running (KUBECONFIG=${cluster.kubeconfig}); stop it with: npm run cluster:down`,
     );

@@ -6,6 +6,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .cache
 
+echo "== Debian packages: Prometheus (metrics end-to-end test), Chromium (web view test)"
+if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null || [ ! -x /usr/bin/chromium ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    prometheus chromium fonts-dejavu-core
+fi
+
 echo "== npm ci"
 npm ci --no-audit --no-fund
 

@@ -43,6 +43,16 @@ export const SETTINGS = {
     env: 'CLARA_CLEARML_PAGE_SIZE',
     help: 'task ids per tasks.get_all when polling (1-500)',
   },
+  metricsAddress: {
+    flag: 'metrics-address',
+    env: 'CLARA_METRICS_ADDRESS',
+    help: 'host:port of /metrics (Prometheus)',
+  },
+  webAddress: {
+    flag: 'web-address',
+    env: 'CLARA_WEB_ADDRESS',
+    help: 'host:port of the web view; a non-loopback host needs CLARA_WEB_TOKEN',
+  },
   healthAddress: {
     flag: 'health-address',
     env: 'CLARA_HEALTH_ADDRESS',
@@ -73,6 +83,9 @@ export const SETTINGS = {
 } as const satisfies Record<string, Setting>;
 
 type SettingName = keyof typeof SETTINGS;
+
+/** The web view's bearer token comes from this variable only, never from a flag. */
+export const WEB_TOKEN_ENV = 'CLARA_WEB_TOKEN';
 
 const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
 const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
@@ -137,6 +150,10 @@ const configSchema = z.strictObject({
   workers: wholeNumber(1, 64).default(4),
   clearmlPageSize: wholeNumber(1, 500).default(500),
   healthAddress: address.default(':8081'),
+  metricsAddress: address.default(':8080'),
+  webAddress: address.default('127.0.0.1:8082'),
+  // From the environment only (a flag would show in `ps`); see WEB_TOKEN_ENV.
+  webToken: z.string().min(16, 'expected at least 16 characters').optional(),
   leaderElect: z.boolean().default(false),
   leaderElectionNamespace: z.string().regex(DNS_LABEL, 'expected a namespace name').optional(),
   leaderElectionId: z
@@ -224,10 +241,16 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorConf
     }
   }
 
+  if (env[WEB_TOKEN_ENV]) raw.webToken = env[WEB_TOKEN_ENV];
   const result = configSchema.safeParse(raw);
   if (!result.success) {
     for (const issue of result.error.issues) {
-      const name = issue.path[0] as SettingName;
+      const name = issue.path[0] as SettingName | 'webToken';
+      if (name === 'webToken') {
+        // Never echo the token itself.
+        problems.push(`${WEB_TOKEN_ENV}: ${issue.message}`);
+        continue;
+      }
       const setting = SETTINGS[name];
       problems.push(
         `--${setting.flag} / ${setting.env} = ${JSON.stringify(raw[name])}: ${issue.message}`,

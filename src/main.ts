@@ -6,7 +6,7 @@
  * This module alone wires the layers together (STYLE.md rule 1).
  */
 import { createServer } from 'node:http';
-import type { Server } from 'node:http';
+import type { RequestListener, Server } from 'node:http';
 import { hostname } from 'node:os';
 
 import * as k8s from '@kubernetes/client-node';
@@ -18,6 +18,8 @@ import type { EventSink } from './controller/clarainstance/context.ts';
 import { createEventSink } from './controller/clarainstance/events.ts';
 import { createLeaseLock, LeaderElector } from './k8s/index.ts';
 import { createLogger } from './logger.ts';
+import { createOperatorMetrics } from './metrics/index.ts';
+import { createWebApp, requireTokenUnlessLocal } from './web/index.ts';
 
 /** The whole shutdown must finish within this (Kubernetes' grace period is 30 s by default). */
 const SHUTDOWN_DEADLINE_MS = 10_000;
@@ -38,6 +40,7 @@ async function main(): Promise<void> {
 
   const identity = `${hostname()}-${process.pid}`;
   const events: EventSink = createEventSink({ kubeConfig: kc, instance: identity, log });
+  const metrics = createOperatorMetrics({ leaseName: config.leaderElectionId });
   const controller = new ClaraInstanceController({
     kubeConfig: kc,
     namespaces: config.namespaces.length > 0 ? config.namespaces : 'all',
@@ -50,7 +53,40 @@ async function main(): Promise<void> {
     launcher,
     events,
     log,
+    clearml: { onRequest: metrics.onClearmlRequest },
+    queueMetrics: metrics.queueMetrics,
+    onReconcile: metrics.onReconcile,
   });
+  metrics.collectInstances(() => controller.instances());
+  metrics.collectController({
+    queue: () => controller.queue.stats(),
+    reflectors: () => controller.reflectorStats(),
+  });
+  metrics.setLeader(!config.leaderElect);
+  const metricsServer = await listen('metrics-address', config.metricsAddress, (req, res) => {
+    if (req.url?.split('?')[0] === '/metrics') {
+      void metrics.handler(req, res);
+      return;
+    }
+    res.writeHead(404).end('not found\n');
+  });
+
+  // A web view reachable from other hosts must ask for a token; refuse to start otherwise.
+  requireTokenUnlessLocal(config.webAddress, config.webToken);
+  const web = await listen(
+    'web-address',
+    config.webAddress,
+    createWebApp({
+      instances: () => controller.instances(),
+      clientFor: (obj) => controller.clientFor(obj),
+      token: config.webToken,
+      logger: log,
+    }),
+  );
+  log.info(
+    { address: config.webAddress, auth: config.webToken ? 'bearer' : 'none (loopback)' },
+    'web view serving',
+  );
 
   let leading = !config.leaderElect;
   let shuttingDown = false;
@@ -73,6 +109,7 @@ async function main(): Promise<void> {
       callbacks: {
         onStartedLeading: () => {
           leading = true;
+          metrics.setLeader(true);
           log.info({ identity }, 'became leader; starting the controller');
           controller
             .start()
@@ -107,6 +144,8 @@ async function main(): Promise<void> {
     await controller.stop(SHUTDOWN_DEADLINE_MS - 2_000);
     await elector?.stop();
     health.close();
+    web.close();
+    metricsServer.close();
     log.info({}, 'stopped');
     process.exit(0);
   };
@@ -139,11 +178,7 @@ async function serveHealth(
   address: string,
   checks: { live: () => boolean; ready: () => boolean },
 ): Promise<Server> {
-  const [host, port] = [
-    address.slice(0, address.lastIndexOf(':')),
-    Number(address.slice(address.lastIndexOf(':') + 1)),
-  ];
-  const server = createServer((req, res) => {
+  return listen('health-address', address, (req, res) => {
     const check =
       req.url === '/healthz' ? checks.live : req.url === '/readyz' ? checks.ready : undefined;
     if (!check) {
@@ -155,11 +190,17 @@ async function serveHealth(
       .writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' })
       .end(ok ? 'ok\n' : 'not ready\n');
   });
+}
+
+/** Serves `handler` on `address` (`host:port`; empty host = all interfaces). */
+async function listen(flag: string, address: string, handler: RequestListener): Promise<Server> {
+  const at = address.lastIndexOf(':');
+  const server = createServer(handler);
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (err) =>
-      reject(new Error(`--health-address / CLARA_HEALTH_ADDRESS ${address}: ${err.message}`)),
+    server.once('error', (err) => reject(new Error(`--${flag} ${address}: ${err.message}`)));
+    server.listen(Number(address.slice(at + 1)), address.slice(0, at) || undefined, () =>
+      resolve(),
     );
-    server.listen(port, host || undefined, () => resolve());
   });
   return server;
 }

@@ -22,6 +22,10 @@ export interface OperatorProcess {
   /** Where its JSON log lines go. */
   logFile: string;
   healthUrl: string;
+  /** Base URL of its web view. */
+  webUrl: string;
+  /** Its Prometheus endpoint. */
+  metricsUrl: string;
   /** Parsed log lines so far. */
   logLines(): { msg: string; [k: string]: unknown }[];
   /** SIGKILL: no cleanup, no lease release. */
@@ -50,12 +54,16 @@ export async function startOperatorProcess(opts: {
   const logFile = join(dir, 'operator.log');
   const fd = openSync(logFile, 'w');
   const healthPort = await freePort();
+  const webPort = await freePort();
+  const metricsPort = await freePort();
   const child = spawn(
     NODE,
     [
       join(REPO_ROOT, 'src', 'main.ts'),
       `--kubeconfig=${opts.kubeconfig}`,
       `--health-address=127.0.0.1:${healthPort}`,
+      `--web-address=127.0.0.1:${webPort}`,
+      `--metrics-address=127.0.0.1:${metricsPort}`,
       `--launcher-script=${launcher}`,
       ...opts.args,
     ],
@@ -84,6 +92,8 @@ export async function startOperatorProcess(opts: {
     child,
     logFile,
     healthUrl,
+    webUrl: `http://127.0.0.1:${webPort}`,
+    metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
     logLines: () =>
       readFileSync(logFile, 'utf8')
         .split('\n')

@@ -10,6 +10,8 @@ describe('loadConfig', () => {
       workers: 4,
       clearmlPageSize: 500,
       healthAddress: ':8081',
+      metricsAddress: ':8080',
+      webAddress: '127.0.0.1:8082',
       leaderElect: false,
       leaderElectionId: 'clara-operator-leader',
       launcherScript: 'launcher/clara_launcher.py',
@@ -69,6 +71,21 @@ describe('loadConfig', () => {
     { given: ['--leader-elect=false'], want: false },
   ])('takes $given', ({ given, want }) => {
     expect(loadConfig(given, {}).leaderElect).toBe(want);
+  });
+
+  test('takes the web token from the environment only, and never echoes it', () => {
+    expect(loadConfig([], { CLARA_WEB_TOKEN: 'a-long-enough-token' }).webToken).toBe(
+      'a-long-enough-token',
+    );
+    expect(() => loadConfig(['--web-token=x'], {})).toThrow("Unknown option '--web-token'");
+    expect(() => loadConfig([], { CLARA_WEB_TOKEN: 'short-secret' })).toThrow(
+      'CLARA_WEB_TOKEN: expected at least 16 characters',
+    );
+    try {
+      loadConfig([], { CLARA_WEB_TOKEN: 'short-secret' });
+    } catch (e) {
+      expect((e as Error).message).not.toContain('short-secret');
+    }
   });
 
   test('refuses a boolean variable that is not one', () => {

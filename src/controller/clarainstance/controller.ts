@@ -13,7 +13,7 @@ import { API_VERSION, KIND, parseClaraInstance, PLURAL } from '../../api/clarain
 import { MAX_PAGE_SIZE } from '../../clearml/index.ts';
 import type { ClearmlClient, ClearmlClientOptions } from '../../clearml/index.ts';
 import { createApiSource, objectKey, ReflectorGroup, WorkQueue } from '../../k8s/index.ts';
-import type { NamespaceScope, WorkQueueMetrics } from '../../k8s/index.ts';
+import type { NamespaceScope, ReflectorStats, WorkQueueMetrics } from '../../k8s/index.ts';
 import { AGENT_POD_SELECTOR } from './agent-pod.ts';
 import { ClaraApi } from './clara-api.ts';
 import type { ClaraObject } from './clara-api.ts';
@@ -248,6 +248,11 @@ export class ClaraInstanceController {
     const secret = await this.#secrets.read(namespace, name).catch(() => undefined);
     const conn = connectionFromSecret(secret, { namespace, name });
     return 'reason' in conn ? undefined : this.#clearml.clientFor(conn);
+  }
+
+  /** Stats of the reflectors, by reflector then namespace (`*` for all), for metrics. */
+  reflectorStats(): Record<string, Record<string, ReflectorStats>> {
+    return { clarainstances: this.#instances.stats(), 'agent-pods': this.#pods.stats() };
   }
 
   /** Every ClaraInstance in the cache (for the web view and metrics). */
