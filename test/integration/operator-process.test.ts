@@ -102,6 +102,14 @@ describe('a crash between creating the task and writing its id to status', () =>
     expect(done.status?.taskId).toBe(tasks[0]!.id);
     const second = processes.at(-1)!;
     expect(second.logLines().some((l) => l.msg === 'task adopted')).toBe(true);
+
+    // The process serves its metrics and its web view too.
+    const metrics = await (await fetch(second.metricsUrl)).text();
+    expect(metrics).toMatch(/^controller_runtime_reconcile_total\{.*result="success".*\} [1-9]/m);
+    expect(metrics).toContain(`clara_instance_info{namespace="${namespace}",name="crashy"`);
+    const page = await fetch(`${second.webUrl}/`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('crashy');
     await second.terminate();
   });
 });
