@@ -185,7 +185,14 @@ export class ClearmlClient {
     const tasks: Task[] = [];
     for (let i = 0; i < req.ids.length; i += this.#idsPerCall) {
       const id = req.ids.slice(i, i + this.#idsPerCall);
-      tasks.push(...(await this.#getAllPaged<Task>('tasks.get_all', 'tasks', { ...base, id })));
+      // No more tasks than ids can match: a full first page needs no look at a second one.
+      const matched = await this.#getAllPaged<Task>(
+        'tasks.get_all',
+        'tasks',
+        { ...base, id },
+        id.length,
+      );
+      tasks.push(...matched);
     }
     return tasks;
   }
@@ -376,6 +383,7 @@ export class ClearmlClient {
     endpoint: string,
     key: string,
     body: Record<string, unknown>,
+    maxItems = Infinity,
   ): Promise<T[]> {
     const items: T[] = [];
     for (let page = 0; ; page++) {
@@ -393,7 +401,7 @@ export class ClearmlClient {
         });
       }
       items.push(...(batch as T[]));
-      if (batch.length < this.#pageSize) return items;
+      if (batch.length < this.#pageSize || items.length >= maxItems) return items;
     }
   }
 }
