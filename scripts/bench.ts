@@ -44,6 +44,8 @@ const NODE = join(REPO_ROOT, 'node_modules', '.bin', 'node');
 const CREATE_CONCURRENCY = 32;
 const MEMORY_TARGET_MB = 200;
 const MEMORY_TARGET_AT = 5000;
+/** V8 old-space cap for the operator (`--heap-mb`), as a container memory limit would set. */
+let HEAP_MB = 0;
 
 interface Result {
   n: number;
@@ -87,6 +89,7 @@ function startOperator(opts: {
         // As the operator would run in production: compiled JavaScript (no type stripping at
         // load), with a small young generation (V8 grows it to 16 MB semi-spaces otherwise).
         '--max-semi-space-size=2',
+        ...(HEAP_MB ? [`--max-old-space-size=${HEAP_MB}`] : []),
         join(REPO_ROOT, 'dist', 'src', 'main.js'),
         `--kubeconfig=${opts.kubeconfig}`,
         `--namespaces=${NAMESPACE}`,
@@ -358,11 +361,13 @@ async function main(): Promise<void> {
       'poll-interval': { type: 'string', default: '5s' },
       'idle-seconds': { type: 'string', default: '60' },
       output: { type: 'string', default: join(REPO_ROOT, 'BENCHMARKS.md') },
+      'heap-mb': { type: 'string', default: '0' },
     },
   });
   const pollMs = Number(/^(\d+)s$/.exec(values['poll-interval'])?.[1] ?? NaN) * 1000;
   if (!Number.isFinite(pollMs)) throw new Error('--poll-interval must be whole seconds, e.g. 5s');
   const sizes = values.sizes.split(',').map(Number);
+  HEAP_MB = Number(values['heap-mb']);
   log('== npm run build (the operator runs compiled, as in its image)');
   const build = spawn('npm', ['run', 'build'], {
     cwd: REPO_ROOT,
@@ -380,7 +385,8 @@ async function main(): Promise<void> {
       }),
     );
   }
-  const command = `npm run bench -- --sizes ${values.sizes} --poll-interval ${values['poll-interval']} --idle-seconds ${values['idle-seconds']}`;
+  const heap = HEAP_MB ? ` --heap-mb ${HEAP_MB}` : '';
+  const command = `npm run bench -- --sizes ${values.sizes} --poll-interval ${values['poll-interval']} --idle-seconds ${values['idle-seconds']}${heap}`;
   const text = report(results, command);
   writeFileSync(values.output, text);
   process.stdout.write(`\n${text}`);

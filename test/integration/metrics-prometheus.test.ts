@@ -222,7 +222,15 @@ describe('Prometheus scraping the operator', () => {
     expect(dice).toBeGreaterThan(0.5);
 
     // The phase and the controller's and ClearML's health went through Prometheus too.
-    const phase = await query(`clara_instance_phase{namespace="${namespace}",name="spleen"} == 1`);
+    // The dice may reach its final value one scrape before the phase does: wait for the phase.
+    const phasePromql = `clara_instance_phase{namespace="${namespace}",name="spleen"} == 1`;
+    const phase = await waitFor(
+      async () => {
+        const result = await query(phasePromql);
+        return result[0]?.metric.phase === 'Completed' ? result : undefined;
+      },
+      { what: `${phasePromql} to say Completed in Prometheus`, timeoutMs: 15_000, intervalMs: 500 },
+    );
     expect(phase.map((s) => s.metric.phase)).toEqual(['Completed']);
     const reconciles = await query('sum(controller_runtime_reconcile_total{result="success"})');
     expect(reconciles[0]?.value).toBeGreaterThan(0);
