@@ -8,8 +8,9 @@ mkdir -p .cache
 
 echo "== Debian packages: Prometheus (metrics end-to-end test), Chromium (web view test)"
 if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null || [ ! -x /usr/bin/chromium ]; then
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
     prometheus chromium fonts-dejavu-core
 fi
 
