@@ -18,6 +18,7 @@ import { parse as parseYaml } from 'yaml';
 
 import type { ClaraObject } from '../src/controller/clarainstance/clara-api.ts';
 import { startEmulator } from '../test/emulator/emulator.ts';
+import { waitFor } from '../test/harness/cluster-env.ts';
 import { installCrd } from '../test/harness/crd.ts';
 import { HarnessError } from '../test/harness/errors.ts';
 import { GPU_RESOURCE, loadKubeConfig } from '../test/harness/cluster.ts';
@@ -69,9 +70,11 @@ async function main(): Promise<void> {
     name: 'clearml-credentials',
     emulator,
   });
-  await waitUntil(
+  await waitFor(
     () => core.readNamespacedServiceAccount({ namespace: NAMESPACE, name: 'default' }),
-    'the default ServiceAccount',
+    {
+      what: 'the default ServiceAccount',
+    },
   );
 
   step(4, 'The operator (node src/main.ts), logging to .cluster/operator.log');
@@ -205,20 +208,6 @@ function kubectl(binary: string, args: string[]): Promise<string> {
         : reject(new HarnessError(`kubectl ${args.join(' ')}: ${out.trim()}`)),
     );
   });
-}
-
-async function waitUntil(check: () => Promise<unknown>, what: string): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    try {
-      await check();
-      return;
-    } catch (err) {
-      if (Date.now() > deadline)
-        throw new HarnessError(`timed out waiting for ${what}: ${String(err)}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
 }
 
 function ignoreConflict(err: unknown): void {
