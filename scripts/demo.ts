@@ -139,10 +139,18 @@ async function main(): Promise<void> {
       ]),
     );
     printSummary(done);
-    console.log(`Web view (while the demo runs): http://127.0.0.1:${webPort}/`);
     console.log(
       `\nThe control plane keeps running (KUBECONFIG=${cluster.kubeconfig}); stop it with: npm run cluster:down`,
     );
+    if (process.stdin.isTTY) {
+      // A person at a terminal gets time to look at the web view; scripts end at once.
+      console.log(
+        `Web view: http://127.0.0.1:${webPort}/  (the operator and ClearML emulator run until Ctrl-C)`,
+      );
+      await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
+    } else {
+      console.log('Web view: run the demo in a terminal to keep it up until Ctrl-C');
+    }
   } finally {
     operator.kill('SIGTERM');
     await emulator.stop();
