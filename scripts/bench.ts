@@ -237,7 +237,22 @@ async function benchSize(
     const allEnqueuedSeconds = (lastEnqueueMs - createStartMs) / 1000;
     log(`  all enqueued ${allEnqueuedSeconds.toFixed(1)} s after the first apply`);
 
-    // Steady state: let the last status writes land, then watch writes and count requests.
+    // Steady state: every instance shows Queued (the last status writes have landed), then a
+    // few more polls; only then watch for writes and count requests.
+    for (;;) {
+      const list = (await custom.listNamespacedCustomObject({
+        group: GROUP,
+        version: VERSION,
+        namespace: NAMESPACE,
+        plural: PLURAL,
+      })) as { items: { status?: { phase?: string } }[] };
+      if (list.items.filter((o) => o.status?.phase === 'Queued').length === n) break;
+      if (Date.now() > deadline) throw new Error(`not all ${n} instances reached Queued in status`);
+      await new Promise((r) => setTimeout(r, 1_000));
+    }
+    log(
+      `  all ${n} show Queued in status ${((Date.now() - createStartMs) / 1000).toFixed(1)} s after the first apply`,
+    );
     await new Promise((r) => setTimeout(r, 3 * opts.pollMs));
     let writes = 0;
     const watch = await new k8s.Watch(kc).watch(
