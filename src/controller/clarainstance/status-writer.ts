@@ -75,7 +75,9 @@ export function buildStatus(inputs: StatusInputs): ClaraInstanceStatus {
     status.taskId = task.id;
     setOrDelete(status, 'startedAt', isoTime(task.started));
     setOrDelete(status, 'completedAt', isoTime(task.completed));
-    setOrDelete(status, 'lastIteration', task.last_iteration);
+    // Iteration 0 is the server's default before anything is reported: not an iteration. (Taking
+    // it would also make the first poll after an enqueue rewrite every status for nothing.)
+    setOrDelete(status, 'lastIteration', task.last_iteration || undefined);
     const metrics = metricsOf(task);
     setOrDelete(status, 'metrics', Object.keys(metrics).length > 0 ? metrics : undefined);
   }
