@@ -366,6 +366,10 @@ function report(results: Result[], command: string): string {
     '|---|---|---|---|---|---|---|---|',
     ...rows.map((r) => `| ${r} |`),
     '',
+    results.flatMap(misses).length > 0
+      ? `Targets missed: ${results.flatMap(misses).join('; ')}.`
+      : 'Every target met.',
+    '',
   ].join('\n');
 }
 
