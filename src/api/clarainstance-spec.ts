@@ -192,6 +192,7 @@ export const claraInstanceSpecSchema = z
     runtime: z.enum(RUNTIMES).default('ClaraTrain'),
     clearml: clearmlConnectionSchema.optional(),
     agent: agentSchema.prefault({}),
+    createQueue: z.boolean().default(false),
     suspend: z.boolean().default(false),
     deletionPolicy: z.enum(DELETION_POLICIES).default('Archive'),
   })

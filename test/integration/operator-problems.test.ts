@@ -138,6 +138,20 @@ describe('problems the user fixes outside the resource', () => {
     );
   });
 
+  test('a missing queue is created when the instance allows it (createQueue: true)', async () => {
+    await createInstance(
+      kc,
+      namespace,
+      instance('make-queue', { queue: 'made-queue', createQueue: true }),
+    );
+    await waitForStatus(
+      kc,
+      { namespace, name: 'make-queue', what: 'Queued' },
+      (o) => o.status?.phase === 'Queued',
+    );
+    expect([...env.emulator.state.queues.values()].some((q) => q.name === 'made-queue')).toBe(true);
+  });
+
   test('a blocked instance is looked at once per poll interval, not in a storm', async () => {
     const before = clearmlCalls('auth.login') + clearmlCalls('tasks.get_all');
     await new Promise((r) => setTimeout(r, 2_000));

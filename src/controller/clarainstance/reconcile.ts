@@ -336,7 +336,8 @@ async function applySuspendAndQueue(
         exactName: instance.spec.queue,
         onlyFields: ['id', 'name'],
       });
-      if (queues.length === 0) {
+      // enqueue by name creates a missing queue; do that only when the instance allows it.
+      if (queues.length === 0 && !instance.spec.createQueue) {
         throw new QueueMissing(instance.spec.queue);
       }
       await client.enqueueTask({ task: task.id, queueName: instance.spec.queue });
