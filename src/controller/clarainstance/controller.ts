@@ -25,7 +25,7 @@ import type {
   ReconcileLogger,
   SecretReader,
 } from './context.ts';
-import { ClearmlClients, connectionFromSecret, credentialsSecretName } from './credentials.ts';
+import { ClearmlClients, readConnection } from './credentials.ts';
 import type { LauncherScript } from './launch.ts';
 import { reconcile } from './reconcile.ts';
 import { TaskPoller } from './task-poller.ts';
@@ -141,7 +141,7 @@ export class ClaraInstanceController {
     if (!synced.every(Boolean)) return;
     const context = this.#context();
     const startedMs = performance.now();
-    await this.#prime(context);
+    await this.#prime();
     this.poller.start();
     // Every cached instance is looked at once after a start; say when that is done.
     const unseen = new Set(this.#instances.store.keys());
@@ -182,26 +182,15 @@ export class ClaraInstanceController {
    * Reads the state of every known task in batches before the first reconcile, so a restart
    * with N instances costs ceil(N / page size) ClearML calls, not one per instance.
    */
-  async #prime(context: Omit<ReconcileContext, 'log'>): Promise<void> {
+  async #prime(): Promise<void> {
     const startedMs = performance.now();
     let primed = 0;
     for (const obj of this.#instances.store.list()) {
       const taskId = obj.status?.taskId;
       if (!taskId || obj.metadata.deletionTimestamp) continue;
-      const parsed = parseClaraInstance(obj);
-      if (!parsed.ok) continue;
-      const namespace = obj.metadata.namespace ?? '';
-      const name = credentialsSecretName(parsed.value, this.#opts.config.defaultCredentialsSecret);
-      if (typeof name !== 'string') continue;
-      const conn = connectionFromSecret(
-        await context.secrets.read(namespace, name).catch(() => undefined),
-        {
-          namespace,
-          name,
-        },
-      );
-      if ('reason' in conn) continue;
-      this.poller.track(objectKey(obj), this.#clearml.clientFor(conn), taskId);
+      const client = await this.clientFor(obj);
+      if (!client) continue;
+      this.poller.track(objectKey(obj), client, taskId);
       primed += 1;
     }
     if (primed === 0) return;
@@ -242,12 +231,13 @@ export class ClaraInstanceController {
   async clientFor(obj: ClaraObject): Promise<ClearmlClient | undefined> {
     const parsed = parseClaraInstance(obj);
     if (!parsed.ok) return undefined;
-    const name = credentialsSecretName(parsed.value, this.#opts.config.defaultCredentialsSecret);
-    if (typeof name !== 'string') return undefined;
-    const namespace = obj.metadata.namespace ?? '';
-    const secret = await this.#secrets.read(namespace, name).catch(() => undefined);
-    const conn = connectionFromSecret(secret, { namespace, name });
-    return 'reason' in conn ? undefined : this.#clearml.clientFor(conn);
+    const conn = await readConnection({
+      instance: parsed.value,
+      namespace: obj.metadata.namespace ?? '',
+      secrets: this.#secrets,
+      defaultSecret: this.#opts.config.defaultCredentialsSecret,
+    }).catch(() => undefined);
+    return conn === undefined || 'reason' in conn ? undefined : this.#clearml.clientFor(conn);
   }
 
   /** Stats of the reflectors, by reflector then namespace (`*` for all), for metrics. */

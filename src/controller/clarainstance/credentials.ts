@@ -14,6 +14,7 @@ import type * as k8s from '@kubernetes/client-node';
 import type { ClaraInstance } from '../../api/clarainstance.ts';
 import { ClearmlClient } from '../../clearml/index.ts';
 import type { ClearmlClientOptions } from '../../clearml/index.ts';
+import type { SecretReader } from './context.ts';
 
 /** Where to reach ClearML and with which keys, as read from a Secret. */
 export interface ClearmlConnection {
@@ -38,13 +39,14 @@ const REQUIRED_KEYS = [
 
 /**
  * Name of the Secret an instance takes its credentials from: its own `spec.clearml.secretRef`,
- * else the operator's default. Returns a problem when neither is set.
+ * else the operator's default (the only choice for an instance whose spec does not parse).
+ * Returns a problem when neither is set.
  */
 export function credentialsSecretName(
-  instance: ClaraInstance,
+  instance: ClaraInstance | undefined,
   defaultSecret: string | undefined,
 ): string | CredentialsProblem {
-  const name = instance.spec.clearml?.secretRef?.name ?? defaultSecret;
+  const name = instance?.spec.clearml?.secretRef?.name ?? defaultSecret;
   if (name) return name;
   return {
     reason: 'CredentialsNotConfigured',
@@ -105,6 +107,23 @@ function isHttpUrl(text: string): boolean {
     // Not a URL at all; the caller reports it as such.
     return false;
   }
+}
+
+/**
+ * The connection of an instance in `namespace`: its credentials Secret, read through `secrets`
+ * and checked. Returns the problem when there is none or it is unusable; throws only when the
+ * Secret cannot be read at all (the API failed).
+ */
+export async function readConnection(opts: {
+  instance: ClaraInstance | undefined;
+  namespace: string;
+  secrets: SecretReader;
+  defaultSecret: string | undefined;
+}): Promise<ClearmlConnection | CredentialsProblem> {
+  const name = credentialsSecretName(opts.instance, opts.defaultSecret);
+  if (typeof name !== 'string') return name;
+  const secret = await opts.secrets.read(opts.namespace, name);
+  return connectionFromSecret(secret, { namespace: opts.namespace, name });
 }
 
 /** Link to a task in the ClearML web UI. */

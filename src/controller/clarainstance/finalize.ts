@@ -7,18 +7,18 @@
  * ClearML being down or the credentials being gone delays the deletion with a visible condition
  * and a retry; the task is never dropped silently (`../shared/DESIGN.md` "The run", step 6).
  */
-import type { ClaraInstanceSpec } from '../../api/clarainstance-spec.ts';
 import { parseClaraInstance } from '../../api/clarainstance.ts';
+import type { ClaraInstance } from '../../api/clarainstance.ts';
 import { ClearmlError } from '../../clearml/index.ts';
 import { objectKey } from '../../k8s/index.ts';
 import type { ClearmlClient, Task } from '../../clearml/index.ts';
 import type { ClaraObject } from './clara-api.ts';
 import { FINALIZER } from './clara-api.ts';
 import type { ReconcileContext } from './context.ts';
-import { connectionFromSecret, credentialsSecretName } from './credentials.ts';
+import { readConnection } from './credentials.ts';
 import { uidTag } from './launch.ts';
 import type { ReconcileResult } from './reconcile.ts';
-import { buildStatus, writeStatusIfChanged } from './status-writer.ts';
+import { writeProblem } from './status-writer.ts';
 
 /** How long an agent gets to stop a running task before the operator marks it stopped itself. */
 const STOP_GRACE_MS = 30_000;
@@ -34,14 +34,13 @@ export async function finalize(ctx: ReconcileContext, obj: ClaraObject): Promise
   }
 
   const parsed = parseClaraInstance(obj);
-  // An instance whose spec no longer parses still had a task; fall back to the default policy.
-  const spec: Pick<ClaraInstanceSpec, 'deletionPolicy' | 'clearml'> | undefined = parsed.ok
-    ? parsed.value.spec
-    : undefined;
-  const policy = spec?.deletionPolicy ?? 'Archive';
+  // An instance whose spec no longer parses still had a task: the default policy and the
+  // default credentials apply to it.
+  const instance = parsed.ok ? parsed.value : undefined;
+  const policy = instance?.spec.deletionPolicy ?? 'Archive';
 
   if (policy !== 'Orphan') {
-    const blocked = await cleanUpTasks(ctx, obj, policy);
+    const blocked = await cleanUpTasks(ctx, { obj, instance, policy });
     if (blocked) return blocked;
   }
 
@@ -57,25 +56,15 @@ export async function finalize(ctx: ReconcileContext, obj: ClaraObject): Promise
  */
 async function cleanUpTasks(
   ctx: ReconcileContext,
-  obj: ClaraObject,
-  policy: 'Archive' | 'Delete',
+  opts: { obj: ClaraObject; instance: ClaraInstance | undefined; policy: 'Archive' | 'Delete' },
 ): Promise<ReconcileResult> {
-  const parsed = parseClaraInstance(obj);
-  const instance = parsed.ok ? parsed.value : undefined;
-  const namespace = obj.metadata.namespace ?? '';
-  const secretName = instance
-    ? credentialsSecretName(instance, ctx.config.defaultCredentialsSecret)
-    : (ctx.config.defaultCredentialsSecret ?? '');
-  const conn =
-    typeof secretName === 'string' && secretName !== ''
-      ? connectionFromSecret(await ctx.secrets.read(namespace, secretName), {
-          namespace,
-          name: secretName,
-        })
-      : {
-          reason: 'CredentialsNotConfigured' as const,
-          message: 'no credentials Secret is configured',
-        };
+  const { obj, instance, policy } = opts;
+  const conn = await readConnection({
+    instance,
+    namespace: obj.metadata.namespace ?? '',
+    secrets: ctx.secrets,
+    defaultSecret: ctx.config.defaultCredentialsSecret,
+  });
   if ('reason' in conn) {
     return blockDeletion(ctx, obj, {
       reason: conn.reason,
@@ -167,19 +156,8 @@ async function blockDeletion(
   blocker: { reason: string; message: string },
 ): Promise<ReconcileResult> {
   ctx.log.warn(blocker, 'deletion blocked');
-  const parsed = parseClaraInstance(obj);
-  await writeStatusIfChanged(
-    ctx,
-    obj,
-    buildStatus({
-      obj,
-      instance: parsed.ok ? parsed.value : undefined,
-      snapshot: ctx.poller.snapshot(objectKey(obj)),
-      pod: undefined,
-      problem: { on: 'TaskReady', reason: blocker.reason, message: blocker.message },
-      taskUrl: obj.status?.taskUrl,
-      now: ctx.now(),
-    }),
-  ).catch((err: unknown) => ctx.log.debug({ err }, 'status write during deletion failed'));
+  await writeProblem(ctx, obj, { on: 'TaskReady', ...blocker }).catch((err: unknown) =>
+    ctx.log.debug({ err }, 'status write during deletion failed'),
+  );
   return { requeueAfterMs: ctx.config.pollIntervalMs };
 }

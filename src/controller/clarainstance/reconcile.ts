@@ -24,11 +24,10 @@ import { agentPod, agentPodName } from './agent-pod.ts';
 import type { ClaraObject } from './clara-api.ts';
 import { FINALIZER } from './clara-api.ts';
 import type { ReconcileContext } from './context.ts';
-import { connectionFromSecret, credentialsSecretName, taskUrl } from './credentials.ts';
-import type { ClearmlConnection, CredentialsProblem } from './credentials.ts';
+import { credentialsSecretName, readConnection, taskUrl } from './credentials.ts';
 import { finalize } from './finalize.ts';
 import { launchFingerprint, launchFingerprintOf, taskRequest, uidTag } from './launch.ts';
-import { buildStatus, writeStatusIfChanged } from './status-writer.ts';
+import { buildStatus, writeProblem, writeStatusIfChanged } from './status-writer.ts';
 import { isTerminal, phaseOfTask, podTrouble } from './status.ts';
 import type { Phase } from '../../api/clarainstance-status.ts';
 import type { Problem } from './status.ts';
@@ -90,7 +89,12 @@ async function reconcileRun(
   instance: ClaraInstance,
 ): Promise<ReconcileResult> {
   const key = objectKey(obj);
-  const conn = await readConnection(ctx, obj, instance);
+  const conn = await readConnection({
+    instance,
+    namespace: obj.metadata.namespace ?? '',
+    secrets: ctx.secrets,
+    defaultSecret: ctx.config.defaultCredentialsSecret,
+  });
   if ('reason' in conn) {
     await report(ctx, obj, { on: 'TaskReady', reason: conn.reason, message: conn.message });
     return { requeueAfterMs: ctx.config.pollIntervalMs };
@@ -140,19 +144,6 @@ async function reconcileRun(
     }),
   );
   return undefined;
-}
-
-/** Reads the connection of an instance from its credentials Secret. */
-async function readConnection(
-  ctx: ReconcileContext,
-  obj: ClaraObject,
-  instance: ClaraInstance,
-): Promise<ClearmlConnection | CredentialsProblem> {
-  const name = credentialsSecretName(instance, ctx.config.defaultCredentialsSecret);
-  if (typeof name !== 'string') return name;
-  const namespace = obj.metadata.namespace ?? '';
-  const secret = await ctx.secrets.read(namespace, name);
-  return connectionFromSecret(secret, { namespace, name });
 }
 
 type FoundTask = { obj: ClaraObject; snapshot: TaskSnapshot } | { problem: Problem };
@@ -453,21 +444,7 @@ function podTerminated(pod: k8s.V1Pod): boolean {
 /** Writes a problem into status (Ready False with its reason) and logs the decision. */
 async function report(ctx: ReconcileContext, obj: ClaraObject, problem: Problem): Promise<void> {
   ctx.log.warn({ reason: problem.reason, message: problem.message }, 'run blocked');
-  const snapshot = ctx.poller.snapshot(objectKey(obj));
-  const parsed = parseClaraInstance(obj);
-  await writeStatusIfChanged(
-    ctx,
-    obj,
-    buildStatus({
-      obj,
-      instance: parsed.ok ? parsed.value : undefined,
-      snapshot,
-      pod: undefined,
-      problem,
-      taskUrl: obj.status?.taskUrl,
-      now: ctx.now(),
-    }),
-  );
+  await writeProblem(ctx, obj, problem);
 }
 
 /**

@@ -5,10 +5,11 @@
  */
 import type * as k8s from '@kubernetes/client-node';
 
+import { parseClaraInstance } from '../../api/clarainstance.ts';
 import type { ClaraInstance } from '../../api/clarainstance.ts';
 import type { ClaraInstanceStatus, Condition, ModelEntry } from '../../api/clarainstance-status.ts';
 import type { Model } from '../../clearml/index.ts';
-import { formatConditionTime, setCondition } from '../../k8s/index.ts';
+import { formatConditionTime, objectKey, setCondition } from '../../k8s/index.ts';
 import type { ClaraObject } from './clara-api.ts';
 import type { ReconcileContext } from './context.ts';
 import { conditionsOf, isTerminal, metricsOf, phaseOfTask } from './status.ts';
@@ -141,6 +142,31 @@ export async function writeStatusIfChanged(
     });
   }
   return written;
+}
+
+/**
+ * Writes the status of a run that `problem` blocks: Ready False with its reason, everything else
+ * as last known (the poller's snapshot of the task, if any). For reconcile and deletion alike.
+ */
+export async function writeProblem(
+  ctx: Pick<ReconcileContext, 'api' | 'log' | 'events' | 'poller' | 'now'>,
+  obj: ClaraObject,
+  problem: Problem,
+): Promise<ClaraObject> {
+  const parsed = parseClaraInstance(obj);
+  return writeStatusIfChanged(
+    ctx,
+    obj,
+    buildStatus({
+      obj,
+      instance: parsed.ok ? parsed.value : undefined,
+      snapshot: ctx.poller.snapshot(objectKey(obj)),
+      pod: undefined,
+      problem,
+      taskUrl: obj.status?.taskUrl,
+      now: ctx.now(),
+    }),
+  );
 }
 
 function modelEntries(models: Model[]): ModelEntry[] {
