@@ -21,6 +21,9 @@ echo "== lint and typecheck"
 npm run lint
 npm run typecheck
 
+echo "== Python: the venv with the clearml SDK, clearml-agent and pytest (.cache/fidelity-venv)"
+bash scripts/python-env.sh
+
 echo "== jest: unit, and integration against the local control plane"
 status=0
 npm test -- --json --outputFile=.cache/jest-results.json || status=$?

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fidelity suite: the real clearml SDK and clearml-agent against the ClearML API emulator.
-# Creates (once) a venv under .cache/fidelity-venv with test/fidelity/requirements.txt, then
-# runs pytest. Exits non-zero on any failure, including "no tests collected" (pytest exit 5).
+# Uses the venv of scripts/python-env.sh (.cache/fidelity-venv), then runs pytest. Exits
+# non-zero on any failure, including "no tests collected" (pytest exit 5).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -10,10 +10,7 @@ if [[ ! -x node_modules/.bin/node ]]; then
   echo "fidelity: node_modules/.bin/node is missing; run npm ci first" >&2
   exit 1
 fi
-if [[ ! -x "$venv/bin/python" ]]; then
-  python3 -m venv "$venv"
-fi
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r test/fidelity/requirements.txt
+bash scripts/python-env.sh >/dev/null
 
 set +e
 "$venv/bin/python" -m pytest -c test/fidelity/pytest.ini --rootdir test/fidelity test/fidelity "$@"
