@@ -42,9 +42,13 @@ function luaLiteral(value: unknown): string {
   }
   if (typeof value === 'string') {
     // Decimal escapes only: Lua 5.1 has no \x or \u escapes.
-    const escaped = value.replace(/[\\"\x00-\x1f]/g, (c) =>
-      c === '\\' || c === '"' ? `\\${c}` : `\\${String(c.charCodeAt(0)).padStart(3, '0')}`,
-    );
+    const escaped = [...value]
+      .map((c) => {
+        if (c === '\\' || c === '"') return `\\${c}`;
+        const code = c.charCodeAt(0);
+        return code < 0x20 ? `\\${String(code).padStart(3, '0')}` : c;
+      })
+      .join('');
     return `"${escaped}"`;
   }
   if (Array.isArray(value)) return `{${value.map(luaLiteral).join(', ')}}`;
