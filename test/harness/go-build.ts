@@ -1,6 +1,7 @@
 /**
  * Builds, and caches, the Go programs the test harness runs: the control plane under
- * `test/controlplane` and kwok from the Go module proxy.
+ * `test/controlplane`, kwok from the Go module proxy, and helm from its own module under
+ * `test/helm` (kept apart from the control plane's, whose k8s.io versions differ).
  *
  * A binary is stored under a key made of everything that decides its bytes (go.mod, go.sum, the
  * Go sources, the Go version, the build flags), so a second start reuses it in milliseconds and
@@ -19,6 +20,7 @@ import { HarnessError, USE_EXISTING_HINT } from './errors.ts';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CONTROLPLANE_DIR = join(REPO_ROOT, 'test', 'controlplane');
+export const HELM_DIR = join(REPO_ROOT, 'test', 'helm');
 
 /** kwok release installed from the Go module proxy; pinned so every machine runs the same one. */
 export const KWOK_VERSION = 'v0.8.0';
@@ -81,35 +83,95 @@ const stderrLog = (line: string): void => {
  * module proxy cannot be used.
  */
 export async function ensureControlPlaneBinary(opts: BuildOptions = {}): Promise<string> {
+  return ensureModuleBinary(opts, {
+    label: 'controlplane',
+    moduleDir: CONTROLPLANE_DIR,
+    binaryName: 'clara-controlplane',
+    flags: buildFlags(),
+    target: '.',
+    what: 'the control plane',
+  });
+}
+
+/** The helm release built from the Go module pinned in test/helm/go.mod. */
+export function helmVersion(): string {
+  const gomod = readFileSync(join(HELM_DIR, 'go.mod'), 'utf8');
+  const match = /^\s*helm\.sh\/helm\/v4 (v4\.\d+\.\d+)\b/m.exec(gomod);
+  if (!match?.[1]) throw new HarnessError('test/helm/go.mod does not pin helm.sh/helm/v4');
+  return match[1];
+}
+
+/** helm's build flags: stripped, and its release stamped where `helm version` reads it. */
+function helmBuildFlags(): string[] {
+  const pkg = 'helm.sh/helm/v4/internal/version';
+  const ldflags = [
+    '-s',
+    '-w',
+    `-X ${pkg}.version=${helmVersion()}`,
+    `-X ${pkg}.gitTreeState=clean`,
+  ];
+  return ['-trimpath', `-ldflags=${ldflags.join(' ')}`];
+}
+
+/**
+ * Returns the path of the helm binary of the release test/helm/go.mod pins, building it (from
+ * the Go module proxy, in its own module) when none is cached for the current inputs. Throws
+ * HarnessError as {@link ensureControlPlaneBinary} does.
+ */
+export async function ensureHelmBinary(opts: BuildOptions = {}): Promise<string> {
+  return ensureModuleBinary(opts, {
+    label: 'helm',
+    moduleDir: HELM_DIR,
+    binaryName: 'helm',
+    flags: helmBuildFlags(),
+    target: 'helm.sh/helm/v4/cmd/helm',
+    what: `helm ${helmVersion()}`,
+  });
+}
+
+/** One program built from a Go module of this repository. */
+interface ModuleBinary {
+  /** Prefix of log lines and name of its folder in the cache. */
+  label: string;
+  moduleDir: string;
+  binaryName: string;
+  flags: string[];
+  /** Package to build, relative to the module (`.`) or by import path. */
+  target: string;
+  /** What is built, for log lines and errors. */
+  what: string;
+}
+
+async function ensureModuleBinary(opts: BuildOptions, spec: ModuleBinary): Promise<string> {
   const env = opts.env ?? process.env;
   const log = opts.log ?? stderrLog;
   const goVersion = requireGo(env);
-  const key = controlPlaneCacheKey(goVersion);
-  const dir = join(opts.cacheDir ?? defaultCacheDir(env), 'controlplane', key);
-  const binary = join(dir, 'clara-controlplane');
+  const key = moduleCacheKey(spec.moduleDir, spec.flags, goVersion);
+  const dir = join(opts.cacheDir ?? defaultCacheDir(env), spec.label, key);
+  const binary = join(dir, spec.binaryName);
   if (existsSync(binary)) {
     return binary;
   }
 
-  log(`[controlplane] no cached binary for key ${key}; building (a cold build takes minutes)`);
+  log(`[${spec.label}] no cached binary for key ${key}; building (a cold build takes minutes)`);
   const startedMs = Date.now();
   await runGo(['mod', 'download'], {
-    cwd: CONTROLPLANE_DIR,
+    cwd: spec.moduleDir,
     env,
     log,
-    what: 'downloading Go modules for the control plane',
+    what: `downloading Go modules for ${spec.what}`,
   });
   mkdirSync(dir, { recursive: true });
   const partial = `${binary}.partial-${process.pid}`;
-  await runGo(['build', '-v', ...buildFlags(), '-o', partial, '.'], {
-    cwd: CONTROLPLANE_DIR,
+  await runGo(['build', '-v', ...spec.flags, '-o', partial, spec.target], {
+    cwd: spec.moduleDir,
     env,
     log,
-    what: 'building the control plane',
+    what: `building ${spec.what}`,
   });
   // Rename last, so an interrupted build never leaves a binary that looks complete.
   renameSync(partial, binary);
-  log(`[controlplane] built in ${formatMs(Date.now() - startedMs)}: ${binary}`);
+  log(`[${spec.label}] built in ${formatMs(Date.now() - startedMs)}: ${binary}`);
   return binary;
 }
 
@@ -142,12 +204,21 @@ export async function ensureKwokBinary(opts: BuildOptions = {}): Promise<string>
 
 /** The cache key of the control-plane binary: a digest of every input that decides its bytes. */
 export function controlPlaneCacheKey(goVersion: string): string {
-  const files = readdirSync(CONTROLPLANE_DIR)
+  return moduleCacheKey(CONTROLPLANE_DIR, buildFlags(), goVersion);
+}
+
+/** The cache key of the helm binary, made the same way. */
+export function helmCacheKey(goVersion: string): string {
+  return moduleCacheKey(HELM_DIR, helmBuildFlags(), goVersion);
+}
+
+function moduleCacheKey(moduleDir: string, flags: string[], goVersion: string): string {
+  const files = readdirSync(moduleDir)
     .filter((name) => name === 'go.mod' || name === 'go.sum' || name.endsWith('.go'))
     .sort();
-  const parts = [goVersion, process.platform, process.arch, ...buildFlags()];
+  const parts = [goVersion, process.platform, process.arch, ...flags];
   for (const name of files) {
-    parts.push(name, readFileSync(join(CONTROLPLANE_DIR, name), 'utf8'));
+    parts.push(name, readFileSync(join(moduleDir, name), 'utf8'));
   }
   return hash(parts);
 }
