@@ -90,6 +90,8 @@ function startOperator(opts: {
         // load), with a small young generation (V8 grows it to 16 MB semi-spaces otherwise).
         '--max-semi-space-size=2',
         ...(HEAP_MB ? [`--max-old-space-size=${HEAP_MB}`] : []),
+        // Extra V8/Node flags for investigation, e.g. --heapsnapshot-signal=SIGUSR2.
+        ...(process.env.CLARA_BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? []),
         join(REPO_ROOT, 'dist', 'src', 'main.js'),
         `--kubeconfig=${opts.kubeconfig}`,
         `--namespaces=${NAMESPACE}`,

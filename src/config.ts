@@ -168,6 +168,41 @@ const configSchema = z.strictObject({
 /** The operator's settings, validated, with durations in milliseconds. */
 export type OperatorConfig = z.output<typeof configSchema>;
 
+/** The operator's version (package.json's `version`; a unit test keeps them equal). */
+export const VERSION = '0.1.0';
+
+/**
+ * `--help` text: every flag with its variable, default and help, in the order of SETTINGS. The
+ * defaults come from the schema, so the text cannot drift from what the operator does.
+ */
+export function usage(): string {
+  const defaults = configSchema.parse({}) as Record<string, unknown>;
+  const rows = (Object.entries(SETTINGS) as [SettingName, Setting][]).map(([name, s]) => {
+    const value = defaults[name];
+    const shown =
+      value === undefined || (Array.isArray(value) && value.length === 0)
+        ? ''
+        : name === 'pollInterval'
+          ? ` (default ${human(value as number)})`
+          : ` (default ${String(value)})`;
+    const flag = s.boolean ? `--${s.flag}[=true|false]` : `--${s.flag}=VALUE`;
+    return `  ${flag}\n      ${s.help}${shown}; env ${s.env}`;
+  });
+  return [
+    `clara-operator ${VERSION}: runs ClaraInstance training runs through ClearML.`,
+    '',
+    'Usage: clara-operator [flags]',
+    '',
+    'Flags (a flag wins over its environment variable):',
+    ...rows,
+    '  --help      print this text',
+    '  --version   print the version',
+    '',
+    `The web view's bearer token is read from ${WEB_TOKEN_ENV} only.`,
+    '',
+  ].join('\n');
+}
+
 /** The configuration could not be parsed; `problems` has one line per bad setting. */
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -220,7 +255,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorConf
     throw new ConfigError([
       `${(err as Error).message}; known flags: ${Object.values(SETTINGS)
         .map((s) => `--${s.flag}`)
-        .join(', ')}`,
+        .join(', ')} (see --help)`,
     ]);
   }
 

@@ -11,7 +11,7 @@ import { hostname } from 'node:os';
 
 import * as k8s from '@kubernetes/client-node';
 
-import { ConfigError, loadConfig } from './config.ts';
+import { ConfigError, loadConfig, usage, VERSION } from './config.ts';
 import type { OperatorConfig } from './config.ts';
 import { ClaraInstanceController, loadLauncher } from './controller/clarainstance/controller.ts';
 import type { EventSink } from './controller/clarainstance/context.ts';
@@ -25,9 +25,18 @@ import { createWebApp, requireTokenUnlessLocal } from './web/index.ts';
 const SHUTDOWN_DEADLINE_MS = 10_000;
 
 async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(usage());
+    return;
+  }
+  if (argv.includes('--version')) {
+    process.stdout.write(`clara-operator ${VERSION}\n`);
+    return;
+  }
   let config: OperatorConfig;
   try {
-    config = loadConfig(process.argv.slice(2), process.env);
+    config = loadConfig(argv, process.env);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     process.stderr.write(`clara-operator: ${err.message}\n`);

@@ -1,6 +1,8 @@
 import { describe, expect, test } from '@jest/globals';
 
-import { ConfigError, loadConfig } from '../../src/config.ts';
+import { readFileSync } from 'node:fs';
+
+import { ConfigError, loadConfig, SETTINGS, usage, VERSION } from '../../src/config.ts';
 
 describe('loadConfig', () => {
   test('applies the defaults', () => {
@@ -101,5 +103,23 @@ describe('loadConfig', () => {
     } catch (e) {
       expect((e as ConfigError).problems).toHaveLength(2);
     }
+  });
+});
+
+describe('usage', () => {
+  test('lists every flag with its variable and the defaults the schema applies', () => {
+    const text = usage();
+    for (const s of Object.values(SETTINGS)) {
+      expect(text).toContain(`--${s.flag}`);
+      expect(text).toContain(`env ${s.env}`);
+    }
+    expect(text).toContain('(default 15s)');
+    expect(text).toContain('(default launcher/clara_launcher.py)');
+    expect(text).toContain('--help');
+  });
+
+  test("reports package.json's version", () => {
+    const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
+    expect(VERSION).toBe(pkg.version);
   });
 });
