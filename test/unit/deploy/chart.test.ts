@@ -1,0 +1,254 @@
+// What the chart renders for its values, and what it refuses: the Deployment's arguments are
+// flags the operator accepts, secrets reach it only through secretKeyRef, and a bad value stops
+// `helm template` with a message naming it.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { beforeAll, describe, expect, test } from '@jest/globals';
+
+import { loadConfig } from '../../../src/config.ts';
+import { REPO_ROOT } from '../../harness/go-build.ts';
+import { KUSTOMIZE_BASE, kustomize, renderChart, renderChartText } from '../../harness/helm.ts';
+import type { Manifest } from '../../harness/helm.ts';
+
+const BUILD_TIMEOUT_MS = 20 * 60_000;
+
+interface Container {
+  image: string;
+  args: string[];
+  env: { name: string; value?: string; valueFrom?: Record<string, unknown> }[];
+  ports: { name: string; containerPort: number }[];
+  resources: unknown;
+  securityContext: unknown;
+  livenessProbe: unknown;
+  readinessProbe: unknown;
+}
+interface PodSpec {
+  securityContext: unknown;
+  containers: Container[];
+  volumes: unknown[];
+}
+
+const deploymentOf = (ms: Manifest[]) => {
+  const deployment = ms.find((m) => m.kind === 'Deployment') as
+    (Manifest & { spec: { replicas: number; template: { spec: PodSpec } } }) | undefined;
+  if (!deployment) throw new Error('no Deployment rendered');
+  return deployment;
+};
+const containerOf = (ms: Manifest[]) => deploymentOf(ms).spec.template.spec.containers[0]!;
+
+let chart: Manifest[];
+let base: Manifest[];
+
+beforeAll(async () => {
+  chart = await renderChart();
+  base = await kustomize(KUSTOMIZE_BASE);
+}, BUILD_TIMEOUT_MS);
+
+describe('the default release', () => {
+  test('runs two replicas of the pinned image with leader election', () => {
+    const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as {
+      version: string;
+    };
+    expect(deploymentOf(chart).spec.replicas).toBe(2);
+    expect(containerOf(chart).image).toBe(`ghcr.io/clara-operator/clara-operator:${pkg.version}`);
+    expect(containerOf(chart).args).toContain('--leader-elect');
+  });
+
+  test.each([
+    { name: 'chart', manifests: () => chart },
+    { name: 'deploy/base', manifests: () => base },
+  ])('$name passes only flags the operator accepts, with the agreed ports', ({ manifests }) => {
+    const config = loadConfig(containerOf(manifests()).args, {});
+    expect(config).toMatchObject({
+      leaderElect: true,
+      leaderElectionId: 'clara-operator-leader',
+      metricsAddress: ':8080',
+      healthAddress: ':8081',
+      webAddress: '127.0.0.1:8082',
+      namespaces: [],
+    });
+  });
+
+  test('deploy/base and the chart configure the operator and its pod alike', () => {
+    const [fromChart, fromBase] = [containerOf(chart), containerOf(base)];
+    expect(loadConfig(fromChart.args, {})).toEqual(loadConfig(fromBase.args, {}));
+    for (const field of [
+      'env',
+      'ports',
+      'resources',
+      'securityContext',
+      'livenessProbe',
+      'readinessProbe',
+    ] as const) {
+      expect({ field, value: fromChart[field] }).toEqual({ field, value: fromBase[field] });
+    }
+    const [podChart, podBase] = [chart, base].map((m) => deploymentOf(m).spec.template.spec);
+    expect(podChart!.securityContext).toEqual(podBase!.securityContext);
+    expect(podChart!.volumes).toEqual(podBase!.volumes);
+  });
+
+  test('runs restricted: non-root 65532, read-only root with /tmp writable, no capabilities', () => {
+    const pod = deploymentOf(chart).spec.template.spec;
+    expect(pod.securityContext).toEqual({
+      runAsNonRoot: true,
+      runAsUser: 65532,
+      runAsGroup: 65532,
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    expect(containerOf(chart).securityContext).toEqual({
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'] },
+    });
+    expect(pod.volumes).toEqual([{ name: 'tmp', emptyDir: {} }]);
+  });
+
+  test('requests and limits, and a V8 heap under the limit', () => {
+    const container = containerOf(chart);
+    expect(container.resources).toEqual({
+      requests: { cpu: '100m', memory: '128Mi' },
+      limits: { memory: '256Mi' },
+    });
+    expect(container.env).toContainEqual({
+      name: 'NODE_OPTIONS',
+      value: '--max-old-space-size=160',
+    });
+  });
+
+  test('renders no ServiceMonitor, dashboard or web port unless asked', () => {
+    expect(chart.map((m) => m.kind).sort()).toEqual([
+      'ClusterRole',
+      'ClusterRoleBinding',
+      'Deployment',
+      'Role',
+      'RoleBinding',
+      'Service',
+      'ServiceAccount',
+    ]);
+    expect(containerOf(chart).ports.map((p) => p.name)).toEqual(['metrics', 'health']);
+  });
+});
+
+describe('values', () => {
+  test('an exposed web view listens on :8082 and reads its token from the Secret', async () => {
+    const ms = await renderChart({
+      set: { 'web.expose': 'true', 'web.tokenSecret.name': 'web-token' },
+    });
+    const container = containerOf(ms);
+    const token = container.env.find((e) => e.name === 'CLARA_WEB_TOKEN');
+    expect(token).toEqual({
+      name: 'CLARA_WEB_TOKEN',
+      valueFrom: { secretKeyRef: { name: 'web-token', key: 'token' } },
+    });
+    const config = loadConfig(container.args, { CLARA_WEB_TOKEN: 'a-token-of-16-chars' });
+    expect(config.webAddress).toBe(':8082');
+    const service = ms.find((m) => m.kind === 'Service') as Manifest & {
+      spec: { ports: { name: string; port: number }[] };
+    };
+    expect(service.spec.ports.map((p) => [p.name, p.port])).toEqual([
+      ['metrics', 8080],
+      ['web', 8082],
+    ]);
+  });
+
+  test('watched namespaces, the default credentials Secret, polling and size pass through', async () => {
+    const ms = await renderChart({
+      set: {
+        'watchNamespaces[0]': 'team-a',
+        'clearml.defaultCredentialsSecret': 'clearml-credentials',
+        pollInterval: '30s',
+        workers: '8',
+        replicaCount: '3',
+        maxOldSpaceSizeMb: '200',
+        'resources.limits.memory': '300Mi',
+      },
+    });
+    const container = containerOf(ms);
+    expect(loadConfig(container.args, {})).toMatchObject({
+      namespaces: ['team-a'],
+      defaultCredentialsSecret: 'clearml-credentials',
+      pollInterval: 30_000,
+      workers: 8,
+    });
+    expect(deploymentOf(ms).spec.replicas).toBe(3);
+    expect(container.env).toContainEqual({
+      name: 'NODE_OPTIONS',
+      value: '--max-old-space-size=200',
+    });
+    expect(container.resources).toMatchObject({ limits: { memory: '300Mi' } });
+  });
+
+  test('the ServiceMonitor scrapes the metrics port of the Service it selects', async () => {
+    const ms = await renderChart({
+      set: {
+        'metrics.serviceMonitor.enabled': 'true',
+        'metrics.serviceMonitor.labels.release': 'kube-prometheus-stack',
+      },
+    });
+    const monitor = ms.find((m) => m.kind === 'ServiceMonitor') as Manifest & {
+      spec: { selector: { matchLabels: Record<string, string> }; endpoints: unknown[] };
+    };
+    const service = ms.find((m) => m.kind === 'Service')!;
+    expect(monitor.metadata.labels).toMatchObject({ release: 'kube-prometheus-stack' });
+    expect(service.metadata.labels).toMatchObject(monitor.spec.selector.matchLabels);
+    expect(monitor.spec.endpoints).toEqual([
+      { port: 'metrics', path: '/metrics', interval: '30s' },
+    ]);
+  });
+
+  test('the Grafana dashboard ConfigMap holds the dashboard of deploy/grafana', async () => {
+    const ms = await renderChart({ set: { 'grafanaDashboard.enabled': 'true' } });
+    const configMap = ms.find((m) => m.kind === 'ConfigMap') as Manifest & {
+      data: Record<string, string>;
+    };
+    expect(configMap.metadata.labels).toMatchObject({ grafana_dashboard: '1' });
+    const dashboard = readFileSync(
+      join(REPO_ROOT, 'deploy/grafana/clara-operator-dashboard.json'),
+      'utf8',
+    );
+    expect(JSON.parse(configMap.data['clara-operator-dashboard.json']!)).toEqual(
+      JSON.parse(dashboard),
+    );
+  });
+
+  test('no Secret value, token or key ever appears in what the chart renders', async () => {
+    const text = await renderChartText({
+      set: {
+        'web.expose': 'true',
+        'web.tokenSecret.name': 'web-token',
+        'grafanaDashboard.enabled': 'true',
+        'clearml.defaultCredentialsSecret': 'clearml-credentials',
+      },
+    });
+    expect(text).not.toMatch(/kind: Secret\b/);
+    expect(text).not.toMatch(/CLEARML_API_(ACCESS|SECRET)_KEY/);
+    expect(text).not.toMatch(/--.*token/i);
+  });
+
+  // helm's own messages, checked so a schema change that loses one is noticed.
+  test.each([
+    { set: { replicaCount: 'two' }, error: "at '/replicaCount': got string, want integer" },
+    {
+      set: { 'watchNamespaces[0]': 'Team_A' },
+      error: "at '/watchNamespaces/0': 'Team_A' does not match pattern",
+    },
+    {
+      set: { logLevel: 'verbose' },
+      error: "at '/logLevel': value must be one of 'debug', 'info', 'warn', 'error'",
+    },
+    { set: { pollInterval: 'soon' }, error: "at '/pollInterval': 'soon' does not match pattern" },
+    { set: { workers: '0' }, error: "at '/workers': minimum: got 0, want 1" },
+    { set: { colour: 'blue' }, error: "additional properties 'colour' not allowed" },
+    {
+      set: { 'web.expose': 'true' },
+      error: 'web.expose needs web.tokenSecret.name: an exposed web view asks for a bearer token',
+    },
+    {
+      set: { replicaCount: '2', 'leaderElection.enabled': 'false' },
+      error: 'replicaCount above 1 needs leaderElection.enabled',
+    },
+  ])('refuses $set with "$error"', async ({ set, error }) => {
+    await expect(renderChartText({ set })).rejects.toThrow(error);
+  });
+});
