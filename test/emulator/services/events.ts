@@ -24,7 +24,15 @@ function eventIdentity(e: EventDoc): string | undefined {
   return JSON.stringify([e.type, e.iter ?? null, e.metric ?? '', e.variant ?? '', e.key ?? null]);
 }
 
-function updateLastMetrics(task: Doc, e: EventDoc): void {
+/**
+ * Per add_batch call: the newest (iteration, timestamp) seen for each task/metric/variant. The
+ * server picks each variant's `value` per batch by that pair, not by the task's last iteration
+ * (clearml-server `bll/event/event_bll.py` `_update_last_scalar_events_for_task`), so an epoch
+ * metric at iteration 3 is the latest value even after a loss reported at iteration 9.
+ */
+type BatchNewest = Map<string, [number, number]>;
+
+function updateLastMetrics(task: Doc, e: EventDoc, newest: BatchNewest): void {
   if (e.type !== 'training_stats_scalar' || typeof e.value !== 'number') return;
   const metric = String(e.metric ?? '');
   const variant = String(e.variant ?? '');
@@ -33,6 +41,10 @@ function updateLastMetrics(task: Doc, e: EventDoc): void {
   const byVariant = (all[hashFieldName(metric)] ??= {});
   const prev = byVariant[hashFieldName(variant)];
   const value = e.value;
+  const key = JSON.stringify([task.id, metric, variant]);
+  const seen = newest.get(key);
+  const isNewest = !seen || iter > seen[0] || (iter === seen[0] && e.timestamp >= seen[1]);
+  if (isNewest) newest.set(key, [iter, e.timestamp]);
   if (!prev) {
     byVariant[hashFieldName(variant)] = {
       metric,
@@ -53,8 +65,8 @@ function updateLastMetrics(task: Doc, e: EventDoc): void {
   const count = Number(prev.count) + 1;
   prev.mean_value = (Number(prev.mean_value) * (count - 1) + value) / count;
   prev.count = count;
-  // last_iteration already includes this event: the newest iteration wins `value`.
-  if (iter >= Number(task.last_iteration ?? 0)) prev.value = value;
+  // A later batch overwrites `value`, as the server's statistics update does.
+  if (isNewest) prev.value = value;
   if (value < Number(prev.min_value))
     Object.assign(prev, { min_value: value, min_value_iteration: iter });
   if (value > Number(prev.max_value))
@@ -70,6 +82,7 @@ export function addEvents(
   worker: string | undefined,
 ): Record<string, unknown> {
   let added = 0;
+  const newest: BatchNewest = new Map();
   const errorsInfo: Record<string, number> = {};
   for (const item of items) {
     const task = typeof item.task === 'string' ? state.tasks.get(item.task) : undefined;
@@ -101,7 +114,7 @@ export function addEvents(
     if (typeof event.iter === 'number' && event.iter > Number(task.last_iteration ?? 0)) {
       task.last_iteration = event.iter;
     }
-    updateLastMetrics(task, event);
+    updateLastMetrics(task, event, newest);
     task.last_update = state.isoNow();
     added++;
   }

@@ -18,6 +18,40 @@ function jsonLines(items: object[]): string {
 }
 
 describe('events', () => {
+  test("last_metrics value is each variant's newest iteration, not the task's last iteration", async () => {
+    const task = await newTask(emulator);
+    const scalar = (metric: string, iter: number, value: number) => ({
+      type: 'training_stats_scalar',
+      task,
+      iter,
+      metric,
+      variant: metric,
+      value,
+      timestamp: 1000 + iter,
+    });
+    // Loss per iteration (1..6), dice per epoch (1..2): as a Clara run reports them.
+    const first = [1, 2, 3].map((i) => scalar('train_loss', i, 1 / i));
+    first.push(scalar('val_mean_dice', 1, 0.6));
+    const second = [4, 5, 6].map((i) => scalar('train_loss', i, 1 / i));
+    second.push(scalar('val_mean_dice', 2, 0.8));
+    for (const batch of [first, second]) {
+      await raw(emulator, 'events.add_batch', jsonLines(batch), {
+        contentType: 'application/json-lines',
+      });
+    }
+
+    const [t] = await clientFor(emulator).getTasks({
+      ids: [task],
+      onlyFields: ['last_metrics', 'last_iteration'],
+    });
+    expect(t?.last_iteration).toBe(6);
+    const dice =
+      t?.last_metrics?.[hashFieldName('val_mean_dice')]?.[hashFieldName('val_mean_dice')];
+    expect(dice).toMatchObject({ value: 0.8, max_value: 0.8, max_value_iteration: 2, count: 2 });
+    const loss = t?.last_metrics?.[hashFieldName('train_loss')]?.[hashFieldName('train_loss')];
+    expect(loss?.value).toBeCloseTo(1 / 6);
+  });
+
   test('add_batch (json-lines) stores scalars and keeps last_metrics keyed by md5 names', async () => {
     const task = await newTask(emulator);
     const scalars = [0.2, 0.6, 0.5].map((value, i) => ({
