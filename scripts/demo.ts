@@ -8,10 +8,14 @@
  * The control plane keeps running afterwards (`npm run cluster:down` stops it); the emulator and
  * the operator stop with the demo. The simulated worker plays clearml-agent: it reports scalars,
  * log lines and a model the way a Clara run does, without a GPU.
+ *
+ * `npm run demo -- --real ...` runs the same demo against your own cluster and ClearML server
+ * instead (scripts/demo-real.ts); `npm run demo -- --help` lists the options.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseArgs } from 'node:util';
 
 import * as k8s from '@kubernetes/client-node';
 import { parse as parseYaml } from 'yaml';
@@ -22,25 +26,47 @@ import { waitFor } from '../test/harness/cluster-env.ts';
 import { installCrd } from '../test/harness/crd.ts';
 import { HarnessError } from '../test/harness/errors.ts';
 import { GPU_RESOURCE, loadKubeConfig } from '../test/harness/cluster.ts';
-import { REPO_ROOT } from '../test/harness/go-build.ts';
-import {
-  createCredentialsSecret,
-  createDataset,
-  readInstance,
-} from '../test/harness/operator-env.ts';
+import { createCredentialsSecret, createDataset } from '../test/harness/operator-env.ts';
 import { freePort } from '../test/harness/operator-process.ts';
 import { up } from './cluster.ts';
+import {
+  DemoError,
+  EXAMPLE,
+  follow,
+  LAUNCHER,
+  printSummary,
+  startOperatorProcess,
+  step,
+  stopOperatorProcess,
+  untilInterrupted,
+} from './demo-common.ts';
+import { realDemo } from './demo-real.ts';
 
-const EXAMPLE = join(REPO_ROOT, 'examples', 'spleen-ct-segmentation.yaml');
 const NAMESPACE = 'clara-demo';
 const TIMEOUT_MS = 180_000;
+const STEPS = 5;
 
-function step(n: number, text: string): void {
-  console.log(`\n[${n}/5] ${text}`);
-}
+const USAGE = `Usage: npm run demo [-- --real [options]]
 
-async function main(): Promise<void> {
-  step(1, 'Local control plane (etcd, kube-apiserver, controllers, scheduler, kwok)');
+Without --real: the local control plane, the ClearML emulator with a simulated agent, and the
+operator run the spleen example to Completed on this machine. Nothing to configure.
+
+--real: the same against your cluster and ClearML server. Reads CLEARML_API_HOST,
+CLEARML_API_ACCESS_KEY, CLEARML_API_SECRET_KEY (and CLEARML_WEB_HOST, CLEARML_FILES_HOST when
+set) and your kubeconfig. Options:
+  --dataset-task ID      the ClearML Dataset with the Decathlon spleen data (required)
+  --queue NAME           the queue your agents serve (default: the example's, clara-gpu)
+  --agent-mode MODE      Execute (the operator starts a GPU pod, default) or External
+  --image IMAGE          training image for Execute mode (default: the example's)
+  --kubeconfig PATH      default: KUBECONFIG, else ~/.kube/config
+  --context NAME         default: the current context
+  --namespace NAME       default: clara-demo
+  --timeout DURATION     how long to follow the run, e.g. 90m or 12h (default 24h)
+  --keep                 keep the instance afterwards (default: delete it; its task is archived)
+`;
+
+async function localDemo(): Promise<void> {
+  step(1, STEPS, 'Local control plane (etcd, kube-apiserver, controllers, scheduler, kwok)');
   const cluster = await up();
   const kc = loadKubeConfig(cluster.kubeconfig);
   const core = kc.makeApiClient(k8s.CoreV1Api);
@@ -50,7 +76,7 @@ async function main(): Promise<void> {
     );
   }
 
-  step(2, 'ClearML emulator, with the example dataset and a simulated agent on its queue');
+  step(2, STEPS, 'ClearML emulator, with the example dataset and a simulated agent on its queue');
   const example = parseYaml(readFileSync(EXAMPLE, 'utf8')) as ClaraObject;
   const spec = example.spec as { datasetTask: string; queue: string };
   const emulator = await startEmulator({ port: 0, filesPort: 0 });
@@ -59,7 +85,7 @@ async function main(): Promise<void> {
   console.log(`  API ${emulator.apiUrl}, web ${emulator.url}, files ${emulator.filesUrl}`);
   console.log(`  dataset ${spec.datasetTask} (finalized), worker serving queue ${spec.queue}`);
 
-  step(3, `CRD, namespace ${NAMESPACE} and the credentials Secret the example names`);
+  step(3, STEPS, `CRD, namespace ${NAMESPACE} and the credentials Secret the example names`);
   await installCrd(kc);
   await core.createNamespace({ body: { metadata: { name: NAMESPACE } } }).catch(ignoreConflict);
   await core
@@ -77,34 +103,24 @@ async function main(): Promise<void> {
     },
   );
 
-  step(4, 'The operator (node src/main.ts), logging to .cluster/operator.log');
-  // NB: the launcher the tasks carry is written by a later issue (launcher/); the simulated
-  // worker does not run it, so the demo stores a one-line placeholder script in each task.
-  const launcher = join(cluster.dir, 'clara_launcher.py');
-  writeFileSync(
-    launcher,
-    '# the Clara launcher is not written yet; the simulated agent does not run it\n',
-  );
+  step(4, STEPS, 'The operator (node src/main.ts), logging to .cluster/operator.log');
   const webPort = await freePort();
-  const logFd = openSync(join(cluster.dir, 'operator.log'), 'w');
-  const operator = spawn(
-    join(REPO_ROOT, 'node_modules', '.bin', 'node'),
+  const operatorLog = join(cluster.dir, 'operator.log');
+  const operator = startOperatorProcess(
     [
-      join(REPO_ROOT, 'src', 'main.ts'),
       `--kubeconfig=${cluster.kubeconfig}`,
       `--namespaces=${NAMESPACE}`,
       '--poll-interval=1s',
       `--health-address=127.0.0.1:${await freePort()}`,
       `--web-address=127.0.0.1:${webPort}`,
       `--metrics-address=127.0.0.1:${await freePort()}`,
-      `--launcher-script=${launcher}`,
+      `--launcher-script=${LAUNCHER}`,
     ],
-    { stdio: ['ignore', logFd, logFd], cwd: REPO_ROOT },
+    operatorLog,
   );
-  closeSync(logFd);
 
   try {
-    step(5, `kubectl apply -f examples/spleen-ct-segmentation.yaml -n ${NAMESPACE}`);
+    step(5, STEPS, `kubectl apply -f examples/spleen-ct-segmentation.yaml -n ${NAMESPACE}`);
     await kubectl(cluster.kubectl, [
       '--kubeconfig',
       cluster.kubeconfig,
@@ -127,7 +143,10 @@ async function main(): Promise<void> {
         EXAMPLE,
       ]),
     );
-    const done = await follow(kc, example.metadata.name ?? '');
+    const done = await follow(kc, NAMESPACE, example.metadata.name ?? '', {
+      timeoutMs: TIMEOUT_MS,
+      operatorLog,
+    });
     console.log(
       await kubectl(cluster.kubectl, [
         '--kubeconfig',
@@ -142,65 +161,14 @@ async function main(): Promise<void> {
     console.log(
       `\nThe control plane keeps running (KUBECONFIG=${cluster.kubeconfig}); stop it with: npm run cluster:down`,
     );
-    if (process.stdin.isTTY) {
-      // A person at a terminal gets time to look at the web view; scripts end at once.
-      console.log(
-        `Web view: http://127.0.0.1:${webPort}/  (the operator and ClearML emulator run until Ctrl-C)`,
-      );
-      await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
-    } else {
-      console.log('Web view: run the demo in a terminal to keep it up until Ctrl-C');
-    }
+    await untilInterrupted(
+      `http://127.0.0.1:${webPort}/`,
+      'the operator and the ClearML emulator keep running',
+    );
   } finally {
-    operator.kill('SIGTERM');
+    await stopOperatorProcess(operator);
     await emulator.stop();
   }
-}
-
-/** Prints each phase change and the dice as they arrive, until a final phase. */
-async function follow(kc: k8s.KubeConfig, name: string): Promise<ClaraObject> {
-  const deadline = Date.now() + TIMEOUT_MS;
-  let last = '';
-  for (;;) {
-    const obj = await readInstance(kc, NAMESPACE, name);
-    const status = obj?.status;
-    const dice = status?.metrics?.val_mean_dice?.latest;
-    const line =
-      `  phase ${status?.phase ?? '-'}` +
-      (status?.taskId ? `, task ${status.taskId}` : '') +
-      (status?.agentPod ? `, pod ${status.agentPod}` : '') +
-      (dice !== undefined
-        ? `, iteration ${status?.lastIteration}, val_mean_dice ${dice.toFixed(3)}`
-        : '');
-    if (line !== last) console.log(line);
-    last = line;
-    if (
-      obj &&
-      status &&
-      ['Completed', 'Failed', 'Aborted'].includes(status.phase ?? '') &&
-      status.models
-    )
-      return obj;
-    if (Date.now() > deadline)
-      throw new HarnessError(
-        `the instance did not finish within ${TIMEOUT_MS / 1000} s; see .cluster/operator.log`,
-      );
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
-
-function printSummary(obj: ClaraObject): void {
-  const status = obj.status ?? {};
-  console.log('\nScalars (latest / best):');
-  for (const [name, m] of Object.entries(status.metrics ?? {})) {
-    console.log(`  ${name.padEnd(14)} ${m.latest?.toFixed(4)} / ${m.best?.toFixed(4)}`);
-  }
-  console.log('Models:');
-  for (const model of status.models ?? [])
-    console.log(`  ${model.name}  ${model.framework ?? ''}  ${model.uri}`);
-  console.log(`Task in the ClearML UI: ${status.taskUrl ?? '(no web host)'}`);
-  for (const c of status.conditions ?? [])
-    console.log(`Condition ${c.type}=${c.status} (${c.reason}): ${c.message}`);
 }
 
 function kubectl(binary: string, args: string[]): Promise<string> {
@@ -222,15 +190,76 @@ function ignoreConflict(err: unknown): void {
   if (!(err instanceof k8s.ApiException && err.code === 409)) throw err;
 }
 
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      real: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+      'dataset-task': { type: 'string' },
+      queue: { type: 'string' },
+      'agent-mode': { type: 'string' },
+      image: { type: 'string' },
+      kubeconfig: { type: 'string' },
+      context: { type: 'string' },
+      namespace: { type: 'string', default: NAMESPACE },
+      timeout: { type: 'string', default: '24h' },
+      keep: { type: 'boolean', default: false },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  if (!values.real) {
+    const only = ['dataset-task', 'queue', 'agent-mode', 'image', 'kubeconfig', 'context', 'keep'];
+    const given = only.filter(
+      (o) =>
+        values[o as keyof typeof values] !== undefined &&
+        values[o as keyof typeof values] !== false,
+    );
+    if (given.length > 0)
+      throw new DemoError(`--${given.join(', --')} only apply with --real (see --help)`);
+    if (process.env.CLEARML_API_HOST && process.env.CLEARML_API_ACCESS_KEY)
+      console.log(
+        'Note: ClearML keys are set in this shell; `npm run demo -- --real --dataset-task <id>` ' +
+          'uses them and your kube context instead of the local stand-ins.',
+      );
+    await localDemo();
+    return;
+  }
+  await realDemo({
+    kubeconfig: values.kubeconfig,
+    context: values.context,
+    namespace: values.namespace,
+    datasetTask: values['dataset-task'],
+    queue: values.queue,
+    agentMode: values['agent-mode'],
+    image: values.image,
+    timeoutMs: durationMs(values.timeout),
+    keep: values.keep,
+  });
+}
+
+/** `90m`, `12h`, `300s` in milliseconds. */
+function durationMs(text: string): number {
+  const match = /^(\d+)(s|m|h)$/.exec(text);
+  if (!match) throw new DemoError(`--timeout ${text}: expected a duration such as 90m or 12h`);
+  return Number(match[1]) * { s: 1000, m: 60_000, h: 3_600_000 }[match[2] as 's' | 'm' | 'h'];
+}
+
 main().then(
   () => process.exit(0),
   (err: unknown) => {
     const message =
       err instanceof HarnessError
         ? err.message
-        : err instanceof Error
-          ? (err.stack ?? err.message)
-          : String(err);
+        : err instanceof TypeError && (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')
+          ? `${err.message} (see --help)`
+          : err instanceof Error
+            ? (err.stack ?? err.message)
+            : String(err);
     console.error(`clara-operator demo: ${message}`);
     process.exit(1);
   },

@@ -7,7 +7,9 @@
  */
 import { createServer } from 'node:http';
 import type { RequestListener, Server } from 'node:http';
-import { hostname } from 'node:os';
+import { existsSync } from 'node:fs';
+import { homedir, hostname } from 'node:os';
+import { join } from 'node:path';
 
 import * as k8s from '@kubernetes/client-node';
 
@@ -175,11 +177,18 @@ function loadKubeConfig(path: string | undefined): k8s.KubeConfig {
     }
     return kc;
   }
-  if (!process.env.KUBERNETES_SERVICE_HOST) {
-    throw new Error('no --kubeconfig / KUBECONFIG given and not running in a Kubernetes pod');
+  if (process.env.KUBERNETES_SERVICE_HOST) {
+    kc.loadFromCluster();
+    return kc;
   }
-  kc.loadFromCluster();
-  return kc;
+  // Outside a pod, as controller-runtime and kubectl do: the user's ~/.kube/config.
+  const home = join(homedir(), '.kube', 'config');
+  if (!existsSync(home)) {
+    throw new Error(
+      'no --kubeconfig / KUBECONFIG given, not running in a Kubernetes pod, and no ~/.kube/config',
+    );
+  }
+  return loadKubeConfig(home);
 }
 
 /** Serves /healthz and /readyz on `address` (`host:port`, empty host = all interfaces). */
