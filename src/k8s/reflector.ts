@@ -94,6 +94,12 @@ export interface ReflectorOptions<T> extends ListRequest {
   handlers?: ReflectorHandlers<T>;
   /** Names the reflector in logs, e.g. `pods`. */
   name?: string;
+  /**
+   * Applied to each listed or watched object before it is stored and handed to the handlers.
+   * Default: {@link dropManagedFields} (as controller-runtime's cache does), since no controller
+   * decision reads them and they are often the largest part of an object.
+   */
+  transform?: (obj: T) => T;
   minWatchTimeoutSeconds?: number;
   maxWatchTimeoutSeconds?: number;
   /** Abort and rewatch when nothing arrived for this long. */
@@ -106,6 +112,18 @@ export interface ReflectorOptions<T> extends ListRequest {
   clock?: Clock;
   /** Injected for tests: a number in [0, 1). */
   random?: () => number;
+}
+
+/**
+ * The object without `metadata.managedFields`: the field-manager bookkeeping of server-side
+ * apply, several entries per writer, that a cache holding thousands of objects need not keep.
+ * A status update sent without them leaves the server's copy unchanged.
+ */
+export function dropManagedFields<T extends k8s.KubernetesObject>(obj: T): T {
+  if (!obj.metadata?.managedFields) return obj;
+  const metadata = { ...obj.metadata };
+  delete metadata.managedFields;
+  return { ...obj, metadata };
 }
 
 /** Counters of a reflector, for health checks and metrics. */
@@ -284,8 +302,9 @@ export class Reflector<T extends k8s.KubernetesObject> {
     }
   }
 
-  #apply(type: 'ADDED' | 'MODIFIED' | 'DELETED', obj: T): void {
+  #apply(type: 'ADDED' | 'MODIFIED' | 'DELETED', received: T): void {
     const handlers = this.#opts.handlers;
+    const obj = (this.#opts.transform ?? dropManagedFields)(received);
     if (type === 'DELETED') {
       const known = this.#store.remove(objectKey(obj));
       if (known) this.#call(() => handlers?.onDelete?.(obj, { finalStateUnknown: false }));

@@ -93,6 +93,33 @@ describe('list then watch', () => {
     expect(reflector.stats().resourceVersion).toBe('4');
   });
 
+  test('stores and hands out objects without managedFields, or as the transform makes them', async () => {
+    const managed = (name: string, rv: string): k8s.KubernetesObject => {
+      const o = obj(name, rv);
+      o.metadata!.managedFields = [{ manager: 'kubectl', operation: 'Update', fieldsV1: {} }];
+      return o;
+    };
+    const source = new FakeSource().replyToLists({
+      items: [managed('a', '1')],
+      resourceVersion: '1',
+    });
+    const seen: k8s.KubernetesObject[] = [];
+    const { reflector } = await start(source, { handlers: { onAdd: (o) => seen.push(o) } });
+    source.lastWatch.emit('ADDED', managed('b', '2'));
+    expect(reflector.store.list()).toEqual([obj('a', '1'), obj('b', '2')]);
+    expect(seen).toEqual([obj('a', '1'), obj('b', '2')]);
+
+    const labelled = new FakeSource().replyToLists({
+      items: [managed('c', '3')],
+      resourceVersion: '3',
+    });
+    const { reflector: custom } = await start(labelled, {
+      transform: (o) => ({ ...o, metadata: { ...o.metadata, labels: { seen: 'yes' } } }),
+    });
+    expect(custom.store.list()[0]?.metadata?.labels).toEqual({ seen: 'yes' });
+    expect(custom.store.list()[0]?.metadata?.managedFields).toHaveLength(1);
+  });
+
   test('follows bookmarks and rewatches from the last one after a clean close', async () => {
     const source = new FakeSource().replyToLists({ items: [], resourceVersion: '5' });
     const { events } = await start(source);
