@@ -146,7 +146,15 @@ async function getJson(
         try {
           if (status !== 200) {
             const headers = response.headers as Record<string, string>;
-            reject(new k8s.ApiException(status, `list ${path}: HTTP ${status}`, text, headers));
+            // A 404 on a collection means the API server does not serve the kind at all
+            // (for a custom resource: its CRD is not installed), not that a list is empty.
+            const why =
+              status === 404
+                ? ` (the API server does not serve ${path}; is its CRD installed?)`
+                : '';
+            reject(
+              new k8s.ApiException(status, `list ${path}: HTTP ${status}${why}`, text, headers),
+            );
           } else {
             resolve(JSON.parse(text));
           }

@@ -192,4 +192,14 @@ describe('Reflector against the API server', () => {
       await group.stop();
     }
   });
+
+  test('says the kind is not served when its CRD is missing, instead of a bare 404', async () => {
+    const missing = createApiSource<k8s.KubernetesObject>({
+      kubeConfig: kc,
+      resource: { apiVersion: 'nothing.example.com/v1', plural: 'widgets' },
+    });
+    await expect(missing.list({ namespace: ns1 })).rejects.toThrow(
+      `list /apis/nothing.example.com/v1/namespaces/${ns1}/widgets: HTTP 404 (the API server does not serve /apis/nothing.example.com/v1/namespaces/${ns1}/widgets; is its CRD installed?)`,
+    );
+  });
 });
