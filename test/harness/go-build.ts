@@ -11,7 +11,15 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -126,6 +134,7 @@ export async function ensureHelmBinary(opts: BuildOptions = {}): Promise<string>
     flags: helmBuildFlags(),
     target: 'helm.sh/helm/v4/cmd/helm',
     what: `helm ${helmVersion()}`,
+    exclusive: true,
   });
 }
 
@@ -140,6 +149,11 @@ interface ModuleBinary {
   target: string;
   /** What is built, for log lines and errors. */
   what: string;
+  /**
+   * Several jest workers may ask for it at once (helm: unit and integration tests alike); with
+   * this, one builds while the others wait for its binary instead of building it too.
+   */
+  exclusive?: boolean;
 }
 
 async function ensureModuleBinary(opts: BuildOptions, spec: ModuleBinary): Promise<string> {
@@ -153,6 +167,29 @@ async function ensureModuleBinary(opts: BuildOptions, spec: ModuleBinary): Promi
     return binary;
   }
 
+  if (spec.exclusive) {
+    const release = await lockBuild(dir, binary, { what: spec.what, log });
+    if (release === undefined) return binary;
+    try {
+      return await buildModuleBinary(spec, { env, log, key, dir, binary });
+    } finally {
+      release();
+    }
+  }
+  return buildModuleBinary(spec, { env, log, key, dir, binary });
+}
+
+async function buildModuleBinary(
+  spec: ModuleBinary,
+  opts: {
+    env: NodeJS.ProcessEnv;
+    log: (line: string) => void;
+    key: string;
+    dir: string;
+    binary: string;
+  },
+): Promise<string> {
+  const { env, log, key, dir, binary } = opts;
   log(`[${spec.label}] no cached binary for key ${key}; building (a cold build takes minutes)`);
   const startedMs = Date.now();
   await runGo(['mod', 'download'], {
@@ -173,6 +210,55 @@ async function ensureModuleBinary(opts: BuildOptions, spec: ModuleBinary): Promi
   renameSync(partial, binary);
   log(`[${spec.label}] built in ${formatMs(Date.now() - startedMs)}: ${binary}`);
   return binary;
+}
+
+/**
+ * Takes the build lock of `dir` (a file holding the builder's pid), waiting while a live process
+ * holds it. Resolves with the function that releases it, or with undefined when `binary`
+ * appeared meanwhile (another process built it). A lock left by a dead process is taken over.
+ */
+async function lockBuild(
+  dir: string,
+  binary: string,
+  opts: { what: string; log: (line: string) => void },
+): Promise<(() => void) | undefined> {
+  mkdirSync(dir, { recursive: true });
+  const lock = join(dir, 'build.lock');
+  let lastLogMs = Date.now();
+  for (;;) {
+    if (existsSync(binary)) return undefined;
+    try {
+      writeFileSync(lock, String(process.pid), { flag: 'wx' });
+      const release = () => rmSync(lock, { force: true });
+      // The holder before us may have finished between the check above and taking the lock.
+      if (!existsSync(binary)) return release;
+      release();
+      return undefined;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const holder = Number(readFileSync(lock, 'utf8').trim() || '0');
+    if (!isAlive(holder)) {
+      rmSync(lock, { force: true });
+      continue;
+    }
+    if (Date.now() - lastLogMs >= PROGRESS_INTERVAL_MS) {
+      opts.log(`[go] waiting for process ${holder}, which is building ${opts.what}`);
+      lastLogMs = Date.now();
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+function isAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists but belongs to someone else.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** Returns the path of the pinned kwok binary, installing it from the module proxy if needed. */

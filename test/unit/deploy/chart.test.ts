@@ -227,7 +227,7 @@ describe('values', () => {
   });
 
   // helm's own messages, checked so a schema change that loses one is noticed.
-  test.each([
+  test.each<{ set: Record<string, string>; error: string }>([
     { set: { replicaCount: 'two' }, error: "at '/replicaCount': got string, want integer" },
     {
       set: { 'watchNamespaces[0]': 'Team_A' },

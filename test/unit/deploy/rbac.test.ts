@@ -51,7 +51,9 @@ describe('the chart and deploy/base agree on RBAC', () => {
   ])('$name binds each role to the operator ServiceAccount only', ({ manifests }) => {
     const ms = manifests();
     const [sa] = byKind(ms, 'ServiceAccount');
-    const deployment = byKind(ms, 'Deployment')[0] as { spec: { template: { spec: object } } };
+    const deployment = byKind(ms, 'Deployment')[0] as unknown as {
+      spec: { template: { spec: object } };
+    };
     expect(deployment.spec.template.spec).toMatchObject({ serviceAccountName: sa!.metadata.name });
     const bindings = [...byKind(ms, 'RoleBinding'), ...byKind(ms, 'ClusterRoleBinding')];
     expect(bindings).toHaveLength(2);
