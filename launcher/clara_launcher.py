@@ -445,7 +445,7 @@ def _extract_zip(archive: str, target: str) -> None:
                 _make_symlink(target, dest, link, shown)
             elif info.is_dir():
                 os.makedirs(dest, exist_ok=True)
-            elif mode and not stat.S_ISREG(mode):
+            elif stat.S_IFMT(mode) not in (0, stat.S_IFREG):
                 raise LauncherError(f"{shown} is not a file, directory or link")
             else:
                 with zf.open(info) as source:
