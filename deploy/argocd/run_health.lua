@@ -8,7 +8,9 @@
 -- The object comes on standard input as a Lua table constructor (`{ metadata = { ... }, ... }`);
 -- test/unit/argocd/health.test.ts writes it from the YAML files that health_test.yaml names.
 -- Prints the status on the first line and the message after it. Works on Lua 5.1 (the dialect of
--- Argo CD's gopher-lua, so 5.2+ syntax fails here as it would there) and on Lua 5.4.
+-- Argo CD's gopher-lua, so `//` and bit operators fail here as they do there; lua5.1 also refuses
+-- goto, which gopher-lua accepts) and on Lua 5.4. test/unit/argocd/gopher runs the same way on
+-- gopher-lua itself.
 
 local scriptPath = arg[1]
 if scriptPath == nil then

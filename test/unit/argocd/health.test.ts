@@ -1,12 +1,14 @@
 // Runs the Argo CD health check (deploy/argocd/health.lua) over the cases of its health_test.yaml,
-// Argo CD's own test format, with Debian's Lua interpreters: lua5.1 speaks the dialect of Argo
-// CD's gopher-lua, lua5.4 is today's Lua. CI installs both (apt-get install lua5.1 lua5.4).
+// Argo CD's own test format, three ways: under gopher-lua, the Lua VM Argo CD embeds, opened with
+// the libraries Argo CD opens (test/unit/argocd/gopher, built with Go from the module proxy), and
+// under Debian's lua5.1 (gopher-lua's dialect) and lua5.4 through deploy/argocd/run_health.lua,
+// for people without Go. CI installs the Debian ones (apt-get install lua5.1 lua5.4).
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { afterAll, describe, expect, test } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { parse } from 'yaml';
 
 import { claraInstanceSchema } from '../../../src/api/clarainstance.ts';
@@ -15,7 +17,25 @@ import { PHASES } from '../../../src/api/clarainstance-status.ts';
 const DIR = join(import.meta.dirname, '../../../deploy/argocd');
 const HEALTH_LUA = join(DIR, 'health.lua');
 const RUNNER = join(DIR, 'run_health.lua');
-const INTERPRETERS = ['lua5.1', 'lua5.4'];
+const GOPHER_DIR = join(import.meta.dirname, 'gopher');
+const RUNNERS = ['gopher-lua', 'lua5.1', 'lua5.4'] as const;
+type RunnerName = (typeof RUNNERS)[number];
+const BUILD_TIMEOUT_MS = 5 * 60_000;
+
+// The gopher-lua runner, built once into a temporary directory.
+const binDir = mkdtempSync(join(tmpdir(), 'clara-argocd-gopher-'));
+const GOPHER_RUNNER = join(binDir, 'argocd-health-runner');
+
+beforeAll(() => {
+  const build = spawnSync('go', ['build', '-o', GOPHER_RUNNER, '.'], {
+    cwd: GOPHER_DIR,
+    encoding: 'utf8',
+  });
+  if (build.error) throw new Error('cannot run go (Go 1.26 or later)', { cause: build.error });
+  if (build.status !== 0) throw new Error(`go build in ${GOPHER_DIR}:\n${build.stderr}`);
+}, BUILD_TIMEOUT_MS);
+
+afterAll(() => rmSync(binDir, { recursive: true, force: true }));
 
 /** One case of health_test.yaml. */
 interface HealthCase {
@@ -59,18 +79,22 @@ function luaLiteral(value: unknown): string {
   throw new Error(`no Lua literal for a ${typeof value}`);
 }
 
-/** Runs `script` on `obj` with `lua`; returns the health or the interpreter's complaint. */
-function runHealth(lua: string, script: string, obj: unknown) {
-  const run = spawnSync(lua, [RUNNER, script], { input: luaLiteral(obj), encoding: 'utf8' });
-  if (run.error)
-    throw new Error(`cannot run ${lua} (apt-get install ${lua})`, { cause: run.error });
+/** Runs `script` on `obj` with `runner`; returns the health or the interpreter's complaint. */
+function runHealth(runner: RunnerName, script: string, obj: unknown) {
+  const run =
+    runner === 'gopher-lua'
+      ? spawnSync(GOPHER_RUNNER, [script], { input: JSON.stringify(obj), encoding: 'utf8' })
+      : spawnSync(runner, [RUNNER, script], { input: luaLiteral(obj), encoding: 'utf8' });
+  if (run.error) {
+    throw new Error(`cannot run ${runner} (apt-get install ${runner})`, { cause: run.error });
+  }
   const [status = '', ...message] = run.stdout.split('\n');
   return { exit: run.status, status, message: message.join('\n'), stderr: run.stderr };
 }
 
-describe.each(INTERPRETERS)('health.lua under %s', (lua) => {
+describe.each(RUNNERS)('health.lua under %s', (runner) => {
   test.each(cases.map((c) => [c.inputPath, c] as const))('%s', (_name, c) => {
-    const result = runHealth(lua, HEALTH_LUA, inputOf(c));
+    const result = runHealth(runner, HEALTH_LUA, inputOf(c));
 
     expect(result.stderr).toBe('');
     expect({ status: result.status, message: result.message }).toEqual({
@@ -121,7 +145,7 @@ describe('the health_test.yaml cases', () => {
   );
 });
 
-describe('run_health.lua holds a check to what Argo CD allows', () => {
+describe('each runner holds a check to what Argo CD allows', () => {
   const obj = {
     metadata: { generation: 1 },
     status: { phase: 'Completed', observedGeneration: 1 },
@@ -129,37 +153,45 @@ describe('run_health.lua holds a check to what Argo CD allows', () => {
   const dir = mkdtempSync(join(tmpdir(), 'clara-argocd-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  /** Runs a health script made of `body` under `lua`. */
-  const runBody = (lua: string, body: string) => {
-    const path = join(dir, 'health.lua');
+  /** Runs a health script made of `body` under `runner`. */
+  const runBody = (runner: RunnerName, body: string) => {
+    const path = join(dir, `${runner}.lua`);
     writeFileSync(path, body);
-    return runHealth(lua, path, obj);
+    return runHealth(runner, path, obj);
   };
 
   test.each(
-    INTERPRETERS.flatMap((lua) => [
-      { lua, uses: 'the string library', body: 'return { status = string.upper("healthy") }' },
-      { lua, uses: 'string methods', body: 'local s = "Healthy"; return { status = s:sub(1) }' },
-      { lua, uses: 'the io library', body: 'io.write("x"); return { status = "Healthy" }' },
-      { lua, uses: 'the math library', body: 'return { status = "Healthy", n = math.floor(1) }' },
-      { lua, uses: 'an unknown status', body: 'return { status = "Fine" }' },
-      { lua, uses: 'a string result', body: 'return "Healthy"' },
+    RUNNERS.flatMap((runner) => [
+      { runner, uses: 'the string library', body: 'return { status = string.upper("healthy") }' },
+      { runner, uses: 'string methods', body: 'local s = "ok"; return { status = s:upper() }' },
+      { runner, uses: 'the io library', body: 'io.write("x"); return { status = "Healthy" }' },
+      { runner, uses: 'the math library', body: 'return { status = "Healthy", n = math.abs(1) }' },
+      { runner, uses: 'an unknown status', body: 'return { status = "Fine" }' },
+      { runner, uses: 'a string result', body: 'return "Healthy"' },
     ]),
-  )('$lua fails a check that uses $uses', ({ lua, body }) => {
-    expect(runBody(lua, body).exit).toBe(1);
+  )('$runner fails a check that uses $uses', ({ runner, body }) => {
+    expect(runBody(runner, body).exit).toBe(1);
   });
 
-  test.each(INTERPRETERS)('%s runs a check that uses only what Argo CD gives', (lua) => {
+  test.each(RUNNERS)('%s runs a check that uses only what Argo CD gives', (runner) => {
     const body =
-      'local t = {}; table.insert(t, tostring(os.time() > 0)); return { status = "Healthy", message = t[1] }';
+      'local t = {}; table.insert(t, tostring(os.time() ~= nil)); return { status = "Healthy", message = t[1] }';
 
-    expect(runBody(lua, body)).toEqual({ exit: 0, status: 'Healthy', message: 'true', stderr: '' });
+    expect(runBody(runner, body)).toEqual({
+      exit: 0,
+      status: 'Healthy',
+      message: 'true',
+      stderr: '',
+    });
   });
 
-  test('refuses Lua 5.2+ syntax under lua5.1, as gopher-lua does', () => {
-    const body = 'local hs = { status = "Healthy" }\ngoto done\n::done::\nreturn hs';
+  test.each([
+    { runner: 'gopher-lua', exit: 1 },
+    { runner: 'lua5.1', exit: 1 },
+    { runner: 'lua5.4', exit: 0 },
+  ] as const)('$runner exits $exit on Lua 5.3 integer division', ({ runner, exit }) => {
+    const body = 'return { status = "Healthy", message = tostring(7 // 2) }';
 
-    expect(runBody('lua5.4', body).exit).toBe(0);
-    expect(runBody('lua5.1', body).exit).toBe(1);
+    expect(runBody(runner, body).exit).toBe(exit);
   });
 });
