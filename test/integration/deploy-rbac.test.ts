@@ -25,6 +25,7 @@ import { parseAllDocuments } from 'yaml';
 
 import { GROUP, PLURAL, VERSION } from '../../src/api/clarainstance.ts';
 import type { ClaraObject } from '../../src/controller/clarainstance/clara-api.ts';
+import { uidTag } from '../../src/controller/clarainstance/launch.ts';
 import { startEmulator } from '../emulator/emulator.ts';
 import type { RunningEmulator } from '../emulator/emulator.ts';
 import {
@@ -179,6 +180,8 @@ interface ScenarioResult {
   failedStep?: string;
   /** Operator log lines that report an HTTP 403 from the apiserver. */
   forbidden: Record<string, unknown>[];
+  /** UID of the instance, once created. */
+  uid?: string;
 }
 
 function forbiddenLines(operator: OperatorProcess): Record<string, unknown>[] {
@@ -287,7 +290,7 @@ async function runScenario(opts: {
       'the deletion completes (finalizer removed)',
       async () => (await readInstance(kc, namespace, INSTANCE)) === undefined,
     );
-    return { completed: true, forbidden: forbiddenLines(operator) };
+    return { completed: true, forbidden: forbiddenLines(operator), uid: created?.metadata.uid };
   } catch (err) {
     if (!(err instanceof StepFailed)) throw err;
     return { completed: false, failedStep: err.message, forbidden: forbiddenLines(operator) };
@@ -355,11 +358,12 @@ describe("the operator with exactly the chart's RBAC", () => {
       queue: 'q-rbac-all',
       stepTimeoutMs: STEP_TIMEOUT_MS,
     });
-    expect(result).toEqual({ completed: true, forbidden: [] });
-    const task = [...emulator.state.tasks.values()].find(
-      (t) => t.name === 'spleen CT segmentation (UNet)',
+    expect(result).toEqual({ completed: true, forbidden: [], uid: expect.any(String) });
+    // The deletion archived the run's task (deletionPolicy Archive), then let the instance go.
+    const tasks = [...emulator.state.tasks.values()].filter((t) =>
+      ((t.system_tags as string[] | undefined) ?? []).includes(uidTag(result.uid!)),
     );
-    expect(task?.system_tags).toContain('archived');
+    expect(tasks.map((t) => t.system_tags)).toEqual([expect.arrayContaining(['archived'])]);
   });
 });
 
