@@ -51,6 +51,17 @@ export interface EventRecorderOptions {
   aggregationWindowMs?: number;
   /** How many distinct events are remembered for folding. Default 4096. */
   maxTracked?: number;
+  /**
+   * Event writes sent to the API server at once. Default 4. Recording is fire-and-forget, so
+   * without a bound a burst of transitions (thousands of new runs) would open as many
+   * connections as there are Events.
+   */
+  maxInFlight?: number;
+  /**
+   * Writes waiting for a slot; beyond this, new Events are dropped with a warning, as client-go's
+   * broadcaster drops beyond its 1000-event queue. Default 1000.
+   */
+  maxBacklog?: number;
   logger?: K8sLogger;
   /** Injected for tests. */
   clock?: Clock;
@@ -76,6 +87,13 @@ export class EventRecorder {
   readonly #windowMs: number;
   readonly #maxTracked: number;
   readonly #tracked = new Map<string, Tracked>();
+  readonly #maxInFlight: number;
+  readonly #maxBacklog: number;
+  readonly #waiting: (() => void)[] = [];
+  #inFlight = 0;
+  /** Writes accepted and not finished (waiting for their Event's earlier writes or a slot). */
+  #queued = 0;
+  #dropping = false;
   #sequence = 0;
 
   /** Throws if neither `api` nor `kubeConfig` is given. */
@@ -88,6 +106,8 @@ export class EventRecorder {
     this.#log = opts.logger ?? silentLogger;
     this.#windowMs = opts.aggregationWindowMs ?? 600_000;
     this.#maxTracked = opts.maxTracked ?? 4096;
+    this.#maxInFlight = opts.maxInFlight ?? 4;
+    this.#maxBacklog = opts.maxBacklog ?? 1000;
   }
 
   /**
@@ -177,18 +197,46 @@ export class EventRecorder {
     write: () => Promise<unknown>,
     outcome: 'created' | 'aggregated',
   ): Promise<RecordOutcome> {
-    const result = tracked.writes.then(write).then(
-      () => outcome,
-      (err: unknown) => {
+    if (this.#queued >= this.#maxInFlight + this.#maxBacklog) {
+      if (!this.#dropping)
         this.#log.warn(
-          { event: tracked.name, namespace: tracked.namespace, ...describeError(err) },
-          'event not recorded; dropping it',
+          { backlog: this.#queued, event: tracked.name, namespace: tracked.namespace },
+          'event backlog full; dropping events until it drains',
         );
-        return 'failed' as const;
-      },
-    );
+      this.#dropping = true;
+      return 'failed';
+    }
+    this.#dropping = false;
+    this.#queued++;
+    const result = tracked.writes
+      .then(() => this.#throttled(write))
+      .finally(() => this.#queued--)
+      .then(
+        () => outcome,
+        (err: unknown) => {
+          this.#log.warn(
+            { event: tracked.name, namespace: tracked.namespace, ...describeError(err) },
+            'event not recorded; dropping it',
+          );
+          return 'failed' as const;
+        },
+      );
     tracked.writes = result;
     return result;
+  }
+
+  /** Runs `write` once fewer than maxInFlight writes are in flight. */
+  async #throttled<T>(write: () => Promise<T>): Promise<T> {
+    if (this.#inFlight < this.#maxInFlight) this.#inFlight++;
+    // A finishing write hands its slot straight to the next waiter, so the bound holds.
+    else await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    try {
+      return await write();
+    } finally {
+      const next = this.#waiting.shift();
+      if (next) next();
+      else this.#inFlight--;
+    }
   }
 
   /** Drops expired entries, and the oldest ones while over the bound (Map keeps insert order). */

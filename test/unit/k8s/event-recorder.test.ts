@@ -133,4 +133,43 @@ describe('EventRecorder', () => {
     await r.record(pod, { ...created, note: 'c' });
     expect(calls.map((c) => c.op)).toEqual(['create', 'create', 'create', 'create', 'patch']);
   });
+
+  test('sends at most maxInFlight writes at once and drops beyond the backlog', async () => {
+    let inFlight = 0;
+    let peak = 0;
+    const release: (() => void)[] = [];
+    const api = {
+      createNamespacedEvent: async (req: { body: k8s.EventsV1Event }) => {
+        inFlight++;
+        peak = Math.max(peak, inFlight);
+        await new Promise<void>((resolve) => release.push(resolve));
+        inFlight--;
+        return req.body;
+      },
+      patchNamespacedEvent: async () => ({}),
+    } as unknown as EventsApi;
+    const r = new EventRecorder({
+      api,
+      reportingController: 'clara-operator.io/controller',
+      reportingInstance: 'operator-0',
+      maxInFlight: 3,
+      maxBacklog: 5,
+    });
+    const objects = Array.from({ length: 10 }, (_, i) => ({
+      ...pod,
+      metadata: { ...pod.metadata, name: `agent-${i}`, uid: `u-${i}` },
+    }));
+    const outcomes = objects.map((o) => r.record(o, created));
+    await new Promise((resolve) => setImmediate(resolve));
+    // 3 writing, 5 waiting, the last 2 dropped at once.
+    expect(inFlight).toBe(3);
+    await expect(outcomes[8]).resolves.toBe('failed');
+    await expect(outcomes[9]).resolves.toBe('failed');
+    while (release.length > 0 || inFlight > 0) {
+      release.shift()?.();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(await Promise.all(outcomes.slice(0, 8))).toEqual(Array(8).fill('created'));
+    expect(peak).toBe(3);
+  });
 });
