@@ -100,6 +100,8 @@ describe('helm', () => {
           'grafanaDashboard.enabled': 'true',
           'web.expose': 'true',
           'web.tokenSecret.name': 'web-token',
+          'web.ingress.enabled': 'true',
+          'web.ingress.host': 'clara.example.com',
         }),
       ],
       { kubeconfig: testKubeconfigPath(), timeoutMs: 150_000 },
@@ -133,6 +135,10 @@ describe('helm', () => {
       name: `${release}-clara-operator`,
     });
     expect(service.spec?.ports?.map((p) => p.name)).toEqual(['metrics', 'web']);
+    const ingress = await kc
+      .makeApiClient(k8s.NetworkingV1Api)
+      .readNamespacedIngress({ namespace, name: `${release}-clara-operator-web` });
+    expect(ingress.spec?.rules?.[0]?.host).toBe('clara.example.com');
 
     const status = await helm(['status', release, '--namespace', namespace], {
       kubeconfig: testKubeconfigPath(),

@@ -152,6 +152,37 @@ describe('values', () => {
     ]);
   });
 
+  test('an Ingress reaches the exposed web view through the Service port `web`', async () => {
+    const ms = await renderChart({
+      set: {
+        'web.expose': 'true',
+        'web.tokenSecret.name': 'web-token',
+        'web.ingress.enabled': 'true',
+        'web.ingress.host': 'clara.example.com',
+        'web.ingress.tlsSecretName': 'clara-tls',
+      },
+    });
+    const ingress = ms.find((m) => m.kind === 'Ingress') as Manifest & { spec: unknown };
+    const service = ms.find((m) => m.kind === 'Service')!;
+    expect(ingress.spec).toEqual({
+      tls: [{ hosts: ['clara.example.com'], secretName: 'clara-tls' }],
+      rules: [
+        {
+          host: 'clara.example.com',
+          http: {
+            paths: [
+              {
+                path: '/',
+                pathType: 'Prefix',
+                backend: { service: { name: service.metadata.name, port: { name: 'web' } } },
+              },
+            ],
+          },
+        },
+      ],
+    });
+  });
+
   test('watched namespaces, the default credentials Secret, polling and size pass through', async () => {
     const ms = await renderChart({
       set: {
@@ -243,6 +274,18 @@ describe('values', () => {
     {
       set: { 'web.expose': 'true' },
       error: 'web.expose needs web.tokenSecret.name: an exposed web view asks for a bearer token',
+    },
+    {
+      set: { 'web.ingress.enabled': 'true', 'web.ingress.host': 'clara.example.com' },
+      error: 'web.ingress.enabled needs web.expose',
+    },
+    {
+      set: {
+        'web.expose': 'true',
+        'web.tokenSecret.name': 'web-token',
+        'web.ingress.enabled': 'true',
+      },
+      error: 'web.ingress.host is required with web.ingress.enabled',
     },
     {
       set: { replicaCount: '2', 'leaderElection.enabled': 'false' },
