@@ -1148,16 +1148,22 @@ class Sdk:
         self.task.flush(wait_for_uploads=True)
 
 
-def model_files(root: str, since_s: float) -> List[str]:
-    """Model files (`*.pt`, `*.ts`) under root written since the run started, sorted."""
-    found = []
+def model_files(root: str) -> Dict[str, Tuple[int, int]]:
+    """Model files (`*.pt`, `*.ts`) under root, with their (mtime in ns, size)."""
+    found = {}
     for folder, _, files in os.walk(root):
         for name in files:
             path = os.path.join(folder, name)
             if name.endswith(MODEL_SUFFIXES) and os.path.isfile(path) and not os.path.islink(path):
-                if os.stat(path).st_mtime >= since_s:
-                    found.append(path)
-    return sorted(found)
+                info = os.stat(path)
+                found[path] = (info.st_mtime_ns, info.st_size)
+    return found
+
+
+def written_models(root: str, before: Dict[str, Tuple[int, int]]) -> List[str]:
+    """The model files the run wrote: new since `before`, or changed (a pretrained model.pt
+    the MMAR shipped counts only if training overwrote it)."""
+    return sorted(p for p, state in model_files(root).items() if before.get(p) != state)
 
 
 # --- main -------------------------------------------------------------------------------------
@@ -1176,7 +1182,7 @@ def launch(sdk: Sdk, work: str) -> None:
     plan = planner(args, root=root, local_copy=local_copy)
     say("training: " + " ".join(plan.command[1:]))
 
-    started_s = time.time() - 1
+    shipped = model_files(root)
     forwarder = ScalarForwarder(root, sdk.report_scalar)
     forwarder.start()
     tail: List[str] = []
@@ -1190,7 +1196,7 @@ def launch(sdk: Sdk, work: str) -> None:
         last = next((line for line in reversed(tail) if line.strip()), "")
         raise TrainingError(f"training failed: {trainer} exited with code {code}" + (f" ({last})" if last else ""))
 
-    models = model_files(root, started_s)
+    models = written_models(root, shipped)
     if not models:
         raise TrainingError("training wrote no model file (*.pt, *.ts)")
     for path in models:
