@@ -348,23 +348,27 @@ async function removeFinalizers(namespace: string): Promise<void> {
 }
 
 describe("the operator with exactly the chart's RBAC", () => {
-  test('completes a run and a deletion without a single 403', async () => {
-    const { operator, watched, rbac, release } = await deploy('all');
-    expect(rulesOf(rbac, release)).toEqual(allRules);
+  test(
+    'completes a run and a deletion without a single 403',
+    async () => {
+      const { operator, watched, rbac, release } = await deploy('all');
+      expect(rulesOf(rbac, release)).toEqual(allRules);
 
-    const result = await runScenario({
-      operator,
-      namespace: watched,
-      queue: 'q-rbac-all',
-      stepTimeoutMs: STEP_TIMEOUT_MS,
-    });
-    expect(result).toEqual({ completed: true, forbidden: [], uid: expect.any(String) });
-    // The deletion archived the run's task (deletionPolicy Archive), then let the instance go.
-    const tasks = [...emulator.state.tasks.values()].filter((t) =>
-      ((t.system_tags as string[] | undefined) ?? []).includes(uidTag(result.uid!)),
-    );
-    expect(tasks.map((t) => t.system_tags)).toEqual([expect.arrayContaining(['archived'])]);
-  });
+      const result = await runScenario({
+        operator,
+        namespace: watched,
+        queue: 'q-rbac-all',
+        stepTimeoutMs: STEP_TIMEOUT_MS,
+      }).finally(() => operator.kill());
+      expect(result).toEqual({ completed: true, forbidden: [], uid: expect.any(String) });
+      // The deletion archived the run's task (deletionPolicy Archive), then let the instance go.
+      const tasks = [...emulator.state.tasks.values()].filter((t) =>
+        ((t.system_tags as string[] | undefined) ?? []).includes(uidTag(result.uid!)),
+      );
+      expect(tasks.map((t) => t.system_tags)).toEqual([expect.arrayContaining(['archived'])]);
+    },
+    7 * STEP_TIMEOUT_MS,
+  );
 });
 
 describe('without any one rule', () => {
@@ -382,7 +386,7 @@ describe('without any one rule', () => {
         namespace: watched,
         queue: `q-rbac-r${position}`,
         stepTimeoutMs: STEP_TIMEOUT_MISSING_RULE_MS,
-      });
+      }).finally(() => operator.kill());
       // Each 403 line names the resource of the missing rule (a reflector names its kind, an
       // API error body the resource), so no other rule is missing too.
       const resource = rule.rule.resources![0]!;
@@ -395,5 +399,6 @@ describe('without any one rule', () => {
         others: [],
       });
     },
+    7 * STEP_TIMEOUT_MISSING_RULE_MS + 30_000,
   );
 });
