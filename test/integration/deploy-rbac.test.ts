@@ -367,7 +367,7 @@ describe("the operator with exactly the chart's RBAC", () => {
       );
       expect(tasks.map((t) => t.system_tags)).toEqual([expect.arrayContaining(['archived'])]);
     },
-    7 * STEP_TIMEOUT_MS,
+    7 * STEP_TIMEOUT_MS + 30_000,
   );
 });
 
