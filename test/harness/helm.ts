@@ -2,13 +2,12 @@
  * What the deploy tests use to look at the chart and the kustomize manifests: the pinned helm
  * (built by go-build.ts), kubectl's kustomize, and YAML documents out of both.
  *
- * helm runs with its cache, config and data under a temporary directory, so a test never reads
- * or writes the user's repositories and plugins. Nothing here needs a cluster except `helm`
+ * helm runs with its cache, config and data under `.cache/helm-home` of the repository, so a
+ * test never reads or writes the user's repositories and plugins. Nothing here needs a cluster except `helm`
  * calls given a kubeconfig.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { parseAllDocuments } from 'yaml';
@@ -36,7 +35,8 @@ export interface CommandResult {
   stderr: string;
 }
 
-let helmHome: string | undefined;
+/** helm's home for the tests (its cache, config and data); local charts leave it empty. */
+const HELM_HOME = join(REPO_ROOT, '.cache', 'helm-home');
 
 /**
  * Runs the pinned helm with `args` (no shell). With `kubeconfig`, it talks to that cluster.
@@ -47,13 +47,13 @@ export async function helm(
   opts: { kubeconfig?: string; timeoutMs?: number } = {},
 ): Promise<CommandResult> {
   const binary = await ensureHelmBinary();
-  helmHome ??= mkdtempSync(join(tmpdir(), 'clara-helm-'));
+  mkdirSync(HELM_HOME, { recursive: true });
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
-    HOME: helmHome,
-    HELM_CACHE_HOME: join(helmHome, 'cache'),
-    HELM_CONFIG_HOME: join(helmHome, 'config'),
-    HELM_DATA_HOME: join(helmHome, 'data'),
+    HOME: HELM_HOME,
+    HELM_CACHE_HOME: join(HELM_HOME, 'cache'),
+    HELM_CONFIG_HOME: join(HELM_HOME, 'config'),
+    HELM_DATA_HOME: join(HELM_HOME, 'data'),
   };
   if (opts.kubeconfig) env.KUBECONFIG = opts.kubeconfig;
   return run(binary, args, { env, timeoutMs: opts.timeoutMs ?? 120_000 });

@@ -15,7 +15,7 @@
  * let the operator act on other test files' instances. The ClusterRole carries the same rules
  * (test/unit/deploy/rbac.test.ts checks they are equal).
  */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -168,7 +168,9 @@ async function serviceAccountKubeconfig(namespace: string, serviceAccount: strin
     contexts: [{ name: 'operator', cluster: 'test', user: serviceAccount }],
     currentContext: 'operator',
   });
-  const path = join(mkdtempSync(join(tmpdir(), 'clara-rbac-')), 'kubeconfig');
+  const dir = mkdtempSync(join(tmpdir(), 'clara-rbac-'));
+  cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, 'kubeconfig');
   writeFileSync(path, scoped.exportConfig(), { mode: 0o600 });
   return path;
 }
