@@ -317,8 +317,9 @@ async function deploy(name: string, without?: RuleRef) {
   await createRbac(rbac, release, without);
   const [serviceAccount] = rbac.filter((m) => m.kind === 'ServiceAccount');
   const kubeconfig = await serviceAccountKubeconfig(release, serviceAccount!.metadata.name);
-  // The Deployment's own arguments, but ports from the harness (tests run side by side) and the
-  // Lease namespace that POD_NAMESPACE would give in a pod.
+  // The Deployment's own arguments, but ports from the harness (tests run side by side), the
+  // Lease namespace that POD_NAMESPACE would give in a pod, and a 1 s poll (the last flag wins)
+  // so the run's phases show within the step bounds.
   const operator = await startOperatorProcess({
     kubeconfig,
     name: `rbac-${name}`,

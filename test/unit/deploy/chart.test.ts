@@ -288,6 +288,10 @@ describe('values', () => {
       error: 'web.ingress.host is required with web.ingress.enabled',
     },
     {
+      set: { 'serviceAccount.create': 'false' },
+      error: 'serviceAccount.name is required when serviceAccount.create is false',
+    },
+    {
       set: { replicaCount: '2', 'leaderElection.enabled': 'false' },
       error: 'replicaCount above 1 needs leaderElection.enabled',
     },
