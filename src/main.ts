@@ -108,6 +108,26 @@ async function main(): Promise<void> {
   });
 
   let elector: LeaderElector | undefined;
+  // Signals are handled from here on, also while the first list of a slow API server is pending.
+  const shutdown = async (signal: string): Promise<void> => {
+    shuttingDown = true;
+    log.info({ signal }, 'shutting down');
+    const deadline = setTimeout(() => {
+      log.error({ deadlineMs: SHUTDOWN_DEADLINE_MS }, 'shutdown overran its deadline; exiting');
+      process.exit(1);
+    }, SHUTDOWN_DEADLINE_MS);
+    deadline.unref();
+    await controller.stop(SHUTDOWN_DEADLINE_MS - 2_000);
+    await elector?.stop();
+    health.close();
+    web.close();
+    metricsServer.close();
+    log.info({}, 'stopped');
+    process.exit(0);
+  };
+  process.once('SIGTERM', (s) => void shutdown(s));
+  process.once('SIGINT', (s) => void shutdown(s));
+
   if (config.leaderElect) {
     elector = new LeaderElector({
       lock: createLeaseLock({
@@ -143,25 +163,6 @@ async function main(): Promise<void> {
     { identity, namespaces: config.namespaces, leaderElect: config.leaderElect },
     'clara-operator running',
   );
-
-  const shutdown = async (signal: string): Promise<void> => {
-    shuttingDown = true;
-    log.info({ signal }, 'shutting down');
-    const deadline = setTimeout(() => {
-      log.error({ deadlineMs: SHUTDOWN_DEADLINE_MS }, 'shutdown overran its deadline; exiting');
-      process.exit(1);
-    }, SHUTDOWN_DEADLINE_MS);
-    deadline.unref();
-    await controller.stop(SHUTDOWN_DEADLINE_MS - 2_000);
-    await elector?.stop();
-    health.close();
-    web.close();
-    metricsServer.close();
-    log.info({}, 'stopped');
-    process.exit(0);
-  };
-  process.once('SIGTERM', (s) => void shutdown(s));
-  process.once('SIGINT', (s) => void shutdown(s));
 }
 
 /** The kubeconfig to use; throws naming the flag when there is none or it cannot be read. */

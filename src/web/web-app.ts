@@ -68,7 +68,8 @@ export function createWebApp(opts: WebAppOptions): Express {
   app.get('/static/:file', (req: Request<{ file: string }>, res) => {
     const path = UPLOT_FILES[req.params.file];
     if (path === undefined) res.status(404).type('text/plain').send('not found\n');
-    else res.sendFile(path);
+    // The path is one of a fixed list; an install under a dot directory (~/.local/...) is fine.
+    else res.sendFile(path, { dotfiles: 'allow' });
   });
 
   app.get('/', (req, res) => {
