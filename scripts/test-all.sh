@@ -6,20 +6,22 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .cache
 
-echo "== Debian packages: Prometheus (metrics end-to-end test), Chromium (web view test)"
-if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null || [ ! -x /usr/bin/chromium ]; then
+echo "== Debian packages: Prometheus (metrics end-to-end test), Chromium (web view test), Lua 5.1/5.4 (Argo CD health check)"
+if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null || [ ! -x /usr/bin/chromium ] \
+  || ! command -v lua5.1 >/dev/null || ! command -v lua5.4 >/dev/null; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
-    prometheus chromium fonts-dejavu-core
+    prometheus chromium fonts-dejavu-core lua5.1 lua5.4
 fi
 
 echo "== npm ci"
 npm ci --no-audit --no-fund
 
-echo "== lint and typecheck"
+echo "== lint, typecheck, and the Dockerfile (hadolint)"
 npm run lint
 npm run typecheck
+bash scripts/lint-dockerfile.sh
 
 echo "== Python: the venv with the clearml SDK, clearml-agent and pytest (.cache/fidelity-venv)"
 bash scripts/python-env.sh
