@@ -24,12 +24,14 @@ const BUILD_TIMEOUT_MS = 20 * 60_000;
 const kc = testKubeConfig();
 let namespace: string;
 let watched: string;
+let watchedLater: string;
 const release = `clara-${randomBytes(3).toString('hex')}`;
 
 beforeAll(async () => {
   await installCrd(kc);
   namespace = await createTestNamespace(kc, 'deploy-helm');
   watched = await createTestNamespace(kc, 'deploy-helm-watched');
+  watchedLater = await createTestNamespace(kc, 'deploy-helm-later');
   await helm(['version']);
 }, BUILD_TIMEOUT_MS);
 
@@ -39,6 +41,7 @@ afterAll(async () => {
   });
   await deleteTestNamespace(kc, namespace);
   await deleteTestNamespace(kc, watched);
+  await deleteTestNamespace(kc, watchedLater);
 });
 
 describe('helm', () => {
@@ -78,7 +81,7 @@ describe('helm', () => {
     expect(dryRun.code).toBe(0);
   });
 
-  test('install creates a release whose two replicas become ready, and uninstall removes it', async () => {
+  test('install creates a release whose two replicas become ready; upgrade and uninstall leave no grant behind', async () => {
     const core = kc.makeApiClient(k8s.CoreV1Api);
     const token = randomBytes(24).toString('hex');
     await core.createNamespacedSecret({
@@ -140,10 +143,40 @@ describe('helm', () => {
       .readNamespacedIngress({ namespace, name: `${release}-clara-operator-web` });
     expect(ingress.spec?.rules?.[0]?.host).toBe('clara.example.com');
 
+    // An upgrade that watches another namespace moves the grant: none is left behind.
+    const upgrade = await helm(
+      [
+        'upgrade',
+        release,
+        CHART_DIR,
+        '--namespace',
+        namespace,
+        '--reuse-values',
+        '--wait',
+        '--timeout=120s',
+        ...setArgs({ 'watchNamespaces[0]': watchedLater }),
+      ],
+      { kubeconfig: testKubeconfigPath(), timeoutMs: 150_000 },
+    );
+    expect(upgrade.stderr).toBe('');
+    expect(upgrade.code).toBe(0);
+    await rbac.readNamespacedRole({ namespace: watchedLater, name: `${release}-clara-operator` });
+    await expect(
+      rbac.readNamespacedRole({ namespace: watched, name: `${release}-clara-operator` }),
+    ).rejects.toMatchObject({ code: 404 });
+    const upgraded = await apps.readNamespacedDeployment({
+      namespace,
+      name: `${release}-clara-operator`,
+    });
+    expect(upgraded.spec?.template.spec?.containers[0]?.args).toContain(
+      `--namespaces=${watchedLater}`,
+    );
+
     const status = await helm(['status', release, '--namespace', namespace], {
       kubeconfig: testKubeconfigPath(),
     });
     expect(status.stdout).toContain('STATUS: deployed');
+    expect(status.stdout).toContain('REVISION: 2');
 
     const uninstall = await helm(['uninstall', release, '--namespace', namespace, '--wait'], {
       kubeconfig: testKubeconfigPath(),
@@ -160,7 +193,7 @@ describe('helm', () => {
       { what: 'the release pods to go', timeoutMs: 60_000 },
     );
     await expect(
-      rbac.readNamespacedRole({ namespace: watched, name: `${release}-clara-operator` }),
+      rbac.readNamespacedRole({ namespace: watchedLater, name: `${release}-clara-operator` }),
     ).rejects.toMatchObject({ code: 404 });
   });
 });
