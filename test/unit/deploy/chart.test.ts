@@ -1,14 +1,23 @@
 // What the chart renders for its values, and what it refuses: the Deployment's arguments are
 // flags the operator accepts, secrets reach it only through secretKeyRef, and a bad value stops
 // `helm template` with a message naming it.
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { beforeAll, describe, expect, test } from '@jest/globals';
 
 import { loadConfig } from '../../../src/config.ts';
 import { REPO_ROOT } from '../../harness/go-build.ts';
-import { KUSTOMIZE_BASE, kustomize, renderChart, renderChartText } from '../../harness/helm.ts';
+import {
+  CHART_DIR,
+  helm,
+  KUSTOMIZE_BASE,
+  kustomize,
+  renderChart,
+  renderChartText,
+  setArgs,
+} from '../../harness/helm.ts';
 import type { Manifest } from '../../harness/helm.ts';
 
 const BUILD_TIMEOUT_MS = 20 * 60_000;
@@ -127,6 +136,30 @@ describe('the default release', () => {
       'ServiceAccount',
     ]);
     expect(containerOf(chart).ports.map((p) => p.name)).toEqual(['metrics', 'health']);
+  });
+});
+
+describe('the packaged chart', () => {
+  test('carries the CRD and the dashboard, and renders as the directory does', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'clara-chart-'));
+    try {
+      const packaged = await helm(['package', CHART_DIR, '--destination', dir]);
+      expect(packaged.code).toBe(0);
+      const archive = join(dir, 'clara-operator-0.1.0.tgz');
+      const crds = await helm(['show', 'crds', archive]);
+      // helm prints each CRD file as one document, after a `---`.
+      expect(crds.stdout.replace(/^---\n/, '').trim()).toBe(
+        readFileSync(join(REPO_ROOT, 'crds/clarainstances.clara-operator.io.yaml'), 'utf8').trim(),
+      );
+      const set = setArgs({ 'grafanaDashboard.enabled': 'true' });
+      const fromArchive = await helm(['template', 'clara-operator', archive, ...set]);
+      const fromDir = await helm(['template', 'clara-operator', CHART_DIR, ...set]);
+      expect(fromArchive.code).toBe(0);
+      expect(fromArchive.stdout).toBe(fromDir.stdout);
+      expect(fromArchive.stdout).toContain('clara-operator-dashboard.json');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
