@@ -14,6 +14,8 @@
  */
 import * as k8s from '@kubernetes/client-node';
 
+import { makeApiClient } from './api-client.ts';
+
 import { systemClock, type Clock } from './clock.ts';
 import { describeError } from './errors.ts';
 import { silentLogger, type K8sLogger } from './logger.ts';
@@ -99,7 +101,7 @@ export class EventRecorder {
   /** Throws if neither `api` nor `kubeConfig` is given. */
   constructor(opts: EventRecorderOptions) {
     if (opts.api) this.#api = opts.api;
-    else if (opts.kubeConfig) this.#api = opts.kubeConfig.makeApiClient(k8s.EventsV1Api);
+    else if (opts.kubeConfig) this.#api = makeApiClient(opts.kubeConfig, k8s.EventsV1Api);
     else throw new Error('EventRecorder needs a kubeConfig or an api');
     this.#opts = opts;
     this.#clock = opts.clock ?? systemClock;

@@ -3,6 +3,7 @@
  * queue, leader election, status writing, conditions, events, and the clock and logger seams.
  * Nothing here knows any custom resource; other layers import from this file only.
  */
+export * from './api-client.ts';
 export * from './api-source.ts';
 export * from './clock.ts';
 export * from './conditions.ts';

@@ -8,6 +8,8 @@
  */
 import * as k8s from '@kubernetes/client-node';
 
+import { makeApiClient } from './api-client.ts';
+
 import { ConflictError, httpStatusOf } from './errors.ts';
 
 /** The election record a Lease holds, as client-go's LeaderElectionRecord. */
@@ -47,7 +49,7 @@ export interface LeaseLockOptions {
 
 /** A {@link LeaseLock} on a real Lease. API failures other than 404/409 are rethrown as is. */
 export function createLeaseLock(opts: LeaseLockOptions): LeaseLock {
-  const api = opts.kubeConfig.makeApiClient(k8s.CoordinationV1Api);
+  const api = makeApiClient(opts.kubeConfig, k8s.CoordinationV1Api);
   const { namespace, name } = opts;
   const description = `${namespace}/${name}`;
   const toBody = (record: LeaseRecord, resourceVersion?: string): k8s.V1Lease => ({

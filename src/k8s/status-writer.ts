@@ -13,6 +13,8 @@
  */
 import * as k8s from '@kubernetes/client-node';
 
+import { makeApiClient } from './api-client.ts';
+
 import { ConflictError, httpStatusOf } from './errors.ts';
 import { objectKey } from './object-store.ts';
 
@@ -77,7 +79,7 @@ export class StatusWriter {
   /** Throws if neither `api` nor `kubeConfig` is given. */
   constructor(opts: StatusWriterOptions) {
     if (opts.api) this.#api = opts.api;
-    else if (opts.kubeConfig) this.#api = opts.kubeConfig.makeApiClient(k8s.CustomObjectsApi);
+    else if (opts.kubeConfig) this.#api = makeApiClient(opts.kubeConfig, k8s.CustomObjectsApi);
     else throw new Error('StatusWriter needs a kubeConfig or an api');
     this.#coordinates = { group: opts.group, version: opts.version, plural: opts.plural };
   }

@@ -7,7 +7,7 @@ import * as k8s from '@kubernetes/client-node';
 
 import { GROUP, PLURAL, VERSION } from '../../api/clarainstance.ts';
 import type { ClaraInstanceStatus } from '../../api/clarainstance-status.ts';
-import { StatusWriter } from '../../k8s/index.ts';
+import { makeApiClient, StatusWriter } from '../../k8s/index.ts';
 
 /** The finalizer that holds a ClaraInstance until its ClearML task is cleaned up. */
 export const FINALIZER = 'clara-operator.io/task-cleanup';
@@ -35,7 +35,7 @@ export class ClaraApi {
   readonly counts: WriteCounts = { statusWrites: 0, finalizerWrites: 0 };
 
   constructor(kc: k8s.KubeConfig) {
-    this.#api = kc.makeApiClient(k8s.CustomObjectsApi);
+    this.#api = makeApiClient(kc, k8s.CustomObjectsApi);
     this.#status = new StatusWriter({
       kubeConfig: kc,
       group: GROUP,

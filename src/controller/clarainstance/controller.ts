@@ -12,7 +12,13 @@ import * as k8s from '@kubernetes/client-node';
 import { API_VERSION, KIND, parseClaraInstance, PLURAL } from '../../api/clarainstance.ts';
 import { MAX_PAGE_SIZE } from '../../clearml/index.ts';
 import type { ClearmlClient, ClearmlClientOptions } from '../../clearml/index.ts';
-import { createApiSource, objectKey, ReflectorGroup, WorkQueue } from '../../k8s/index.ts';
+import {
+  createApiSource,
+  makeApiClient,
+  objectKey,
+  ReflectorGroup,
+  WorkQueue,
+} from '../../k8s/index.ts';
 import type { NamespaceScope, ReflectorStats, WorkQueueMetrics } from '../../k8s/index.ts';
 import { AGENT_POD_SELECTOR } from './agent-pod.ts';
 import { ClaraApi } from './clara-api.ts';
@@ -87,7 +93,7 @@ export class ClaraInstanceController {
   constructor(opts: ControllerOptions) {
     this.#opts = opts;
     this.api = new ClaraApi(opts.kubeConfig);
-    this.#secrets = secretReader(opts.kubeConfig.makeApiClient(k8s.CoreV1Api));
+    this.#secrets = secretReader(makeApiClient(opts.kubeConfig, k8s.CoreV1Api));
     // One tasks.get_all carries a whole poller page of ids (the client's default is smaller).
     const pageSize = opts.config.clearmlPageSize ?? MAX_PAGE_SIZE;
     this.#clearml = new ClearmlClients({ idsPerCall: pageSize, ...opts.clearml });
@@ -251,7 +257,7 @@ export class ClaraInstanceController {
   }
 
   #context(): Omit<ReconcileContext, 'log'> {
-    const core = this.#opts.kubeConfig.makeApiClient(k8s.CoreV1Api);
+    const core = makeApiClient(this.#opts.kubeConfig, k8s.CoreV1Api);
     return {
       instances: { get: (key) => this.#instances.store.get(key) },
       api: this.api,
