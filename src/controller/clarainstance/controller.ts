@@ -286,10 +286,19 @@ export class ClaraInstanceController {
             fieldManager: 'clara-operator',
           });
         } catch (err) {
-          if (err instanceof k8s.ApiException && err.code === 409) {
-            return core.readNamespacedPod({ namespace, name: pod.metadata?.name ?? '' });
-          }
-          throw err;
+          if (!(err instanceof k8s.ApiException && err.code === 409)) throw err;
+          // Made by an earlier reconcile whose watch event has not arrived yet: the cache has it
+          // soon. Read from the cache, not the API, so the operator needs no `get` on pods.
+          const name = pod.metadata?.name ?? '';
+          const cached = this.#pods.store.get(`${namespace}/${name}`);
+          const owner = pod.metadata?.ownerReferences?.[0]?.uid;
+          if (cached && cached.metadata?.ownerReferences?.some((o) => o.uid === owner))
+            return cached;
+          throw new Error(
+            `pod ${namespace}/${name} already exists and is not (yet) this instance's agent pod ` +
+              'in the cache; retrying (delete it if something else made it)',
+            { cause: err },
+          );
         }
       },
       delete: async (namespace, name) => {
