@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { startLocalCluster, useExistingCluster, useExistingClusterFromEnv } from './cluster.ts';
 import type { ClusterState } from './cluster.ts';
 import { HarnessError } from './errors.ts';
+import { ensureHelmBinary } from './go-build.ts';
 
 declare global {
   var __CLARA_TEST_CLUSTER__: ClusterState | undefined;
@@ -22,6 +23,8 @@ export default async function globalSetup(): Promise<void> {
       ? await useExistingClusterFromEnv({ dir, exitWithParent: true })
       : await startLocalCluster({ dir, exitWithParent: true });
     globalThis.__CLARA_TEST_CLUSTER__ = state;
+    // The deploy tests need helm; a cold build (minutes) happens here, once, with progress lines.
+    await ensureHelmBinary();
     process.env.CLARA_TEST_KUBECONFIG = state.kubeconfig;
     process.env.CLARA_TEST_KUBECTL = state.kubectl;
   } catch (err) {
