@@ -27,6 +27,7 @@ environment and never printed or put on a command line; no user string reaches a
 Reference: `../shared/reference/clara-mmar.md` (MMAR layout, train commands, metric and model file
 names, bundle equivalents).
 """
+
 import json
 import os
 import re
@@ -39,7 +40,6 @@ import sys
 import tarfile
 import tempfile
 import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -192,11 +192,14 @@ def parse_args(params: Dict[str, str]) -> LaunchArgs:
 
     runtime = arg("runtime") or "ClaraTrain"
     if runtime not in RUNTIMES:
-        raise LauncherError(f"argument runtime: expected one of {', '.join(RUNTIMES)}, got {runtime!r}")
+        raise LauncherError(
+            f"argument runtime: expected one of {', '.join(RUNTIMES)}, got {runtime!r}"
+        )
     dataset_task = arg("dataset_task")
     if not CLEARML_ID.match(dataset_task):
         raise LauncherError(
-            f"argument dataset_task: expected a ClearML dataset id (32 hex digits), got {dataset_task!r}"
+            "argument dataset_task: expected a ClearML dataset id (32 hex digits), "
+            f"got {dataset_task!r}"
         )
     kind, sep, value = arg("mmar").partition(":")
     if not sep or kind not in MMAR_KINDS or not value:
@@ -208,7 +211,9 @@ def parse_args(params: Dict[str, str]) -> LaunchArgs:
     if bool(arch) == bool(config_file):
         raise LauncherError("arguments training_arch and config_file: give exactly one of them")
     if arch and runtime != "ClaraTrain":
-        raise LauncherError("argument training_arch: only the ClaraTrain runtime picks a config by arch")
+        raise LauncherError(
+            "argument training_arch: only the ClaraTrain runtime picks a config by arch"
+        )
     gpus_text = arg("gpus") or "1"
     if not gpus_text.isdigit():
         raise LauncherError(f"argument gpus: expected a whole number, got {gpus_text!r}")
@@ -252,7 +257,9 @@ class _HttpsOnlyRedirects(urllib.request.HTTPRedirectHandler):
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
         if urllib.parse.urlsplit(newurl).scheme != "https":
-            raise LauncherError(f"download of {public_url(req.full_url)}: redirected to a non-https URL")
+            raise LauncherError(
+                f"download of {public_url(req.full_url)}: redirected to a non-https URL"
+            )
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
@@ -290,7 +297,8 @@ def download(url: str, dest: str, *, headers: Optional[Dict[str, str]] = None) -
                 total += len(chunk)
                 if total > MAX_ARCHIVE_BYTES:
                     raise LauncherError(
-                        f"download of {public_url(url)}: over the limit of {MAX_ARCHIVE_BYTES} bytes"
+                        f"download of {public_url(url)}: over the limit of "
+                        f"{MAX_ARCHIVE_BYTES} bytes"
                     )
                 out.write(chunk)
     except urllib.error.HTTPError as err:
@@ -593,13 +601,24 @@ def download_bundle(ref: str, bundle_dir: str) -> None:
     if not match:
         raise LauncherError(f"argument mmar: {ref!r} is not a bundle name[:version]")
     name, version = match.groups()
-    cmd = [sys.executable, "-m", "monai.bundle", "download", "--name", name, "--bundle_dir", bundle_dir]
+    cmd = [
+        sys.executable,
+        "-m",
+        "monai.bundle",
+        "download",
+        "--name",
+        name,
+        "--bundle_dir",
+        bundle_dir,
+    ]
     if version:
         cmd += ["--version", version]
     say(f"downloading bundle {ref} from the MONAI Model Zoo")
     code = run_forwarding(cmd, cwd=bundle_dir, env=child_environment())
     if code != 0 or not os.path.isdir(os.path.join(bundle_dir, name)):
-        raise RetriableError(f"download of bundle {ref} failed (monai.bundle download exited {code})")
+        raise RetriableError(
+            f"download of bundle {ref} failed (monai.bundle download exited {code})"
+        )
 
 
 # --- dataset and datalist -----------------------------------------------------------------------
@@ -625,14 +644,19 @@ def resolve_datalist(data_root: str, dataset_json: str, train_key: str) -> str:
         if not isinstance(items, list):
             continue
         for item in items:
-            refs = [item] if isinstance(item, str) else [item.get(k) for k in ("image", "label")] if isinstance(item, dict) else []
+            refs = (
+                [item]
+                if isinstance(item, str)
+                else [item.get(k) for k in ("image", "label")] if isinstance(item, dict) else []
+            )
             for ref in refs:
                 if not isinstance(ref, str):
                     continue
                 full = ref if os.path.isabs(ref) else os.path.join(data_root, ref)
                 if not os.path.exists(full):
                     raise LauncherError(
-                        f"DATASET_JSON: {key!r} entry {ref!r} of {path} does not exist under DATA_ROOT"
+                        f"DATASET_JSON: {key!r} entry {ref!r} of {path} does not exist "
+                        "under DATA_ROOT"
                     )
     return path
 
@@ -742,21 +766,23 @@ def plan_clara(
     config = pick_config(root, args.training_arch, args.config_file)
     env_path = inside(root, args.environment_file, "argument environment_file")
     if not os.path.isfile(env_path):
-        raise LauncherError(f"argument environment_file: {args.environment_file} is not in the MMAR")
+        raise LauncherError(
+            f"argument environment_file: {args.environment_file} is not in the MMAR"
+        )
     try:
         with open(env_path) as f:
             environment = json.load(f)
     except ValueError as err:
-        raise LauncherError(f"environment file {args.environment_file} is not valid JSON: {err}") from None
+        raise LauncherError(
+            f"environment file {args.environment_file} is not valid JSON: {err}"
+        ) from None
     if not isinstance(environment, dict):
         raise LauncherError(f"environment file {args.environment_file} must be a JSON object")
 
     data_root = data_root_of(local_copy, overrides)
     dataset_json = overrides.get("DATASET_JSON") or environment.get("DATASET_JSON")
     if not isinstance(dataset_json, str) or not dataset_json:
-        raise LauncherError(
-            f"DATASET_JSON: not set; give it in set or in {args.environment_file}"
-        )
+        raise LauncherError(f"DATASET_JSON: not set; give it in set or in {args.environment_file}")
     train_key = str(environment.get("TRAIN_DATALIST_KEY") or "training")
     datalist = resolve_datalist(data_root, dataset_json, train_key)
 
@@ -777,12 +803,29 @@ def plan_clara(
     with open(os.path.join(root, env_copy), "w") as f:
         json.dump(written, f, indent=2)
 
-    train = ["-m", "medl.apps.train", "-m", root, "-c", config, "-e", env_copy, "--write_train_stats"]
+    train = [
+        "-m",
+        "medl.apps.train",
+        "-m",
+        root,
+        "-c",
+        config,
+        "-e",
+        env_copy,
+        "--write_train_stats",
+    ]
     if args.gpus > 1:
         passed.append("multi_gpu=True")
-        command = [python, "-m", "torch.distributed.launch", f"--nproc_per_node={args.gpus}",
-                   "--nnodes=1", "--node_rank=0", "--master_addr=localhost",
-                   f"--master_port={free_port()}"] + train
+        command = [
+            python,
+            "-m",
+            "torch.distributed.launch",
+            f"--nproc_per_node={args.gpus}",
+            "--nnodes=1",
+            "--node_rank=0",
+            "--master_addr=localhost",
+            f"--master_port={free_port()}",
+        ] + train
     else:
         command = [python, "-u"] + train
     if passed:
@@ -816,15 +859,24 @@ def plan_bundle(
         elif key == "MMAR_CKPT_DIR":
             value = inside(root, value, "set MMAR_CKPT_DIR")
         extra += [f"--{BUNDLE_KEYS.get(key, key)}", value]
-    for option, rel in (("--meta_file", "configs/metadata.json"), ("--logging_file", "configs/logging.conf")):
+    for option, rel in (
+        ("--meta_file", "configs/metadata.json"),
+        ("--logging_file", "configs/logging.conf"),
+    ):
         if os.path.isfile(os.path.join(root, rel)):
             extra += [option, os.path.join(root, rel)]
 
     config_arg = configs[0] if len(configs) == 1 else json.dumps(configs)
     run = ["-m", "monai.bundle", "run", "--config_file", config_arg] + extra
     if args.gpus > 1:
-        command = [python, "-m", "torch.distributed.run", "--standalone", "--nnodes=1",
-                   f"--nproc_per_node={args.gpus}"] + run
+        command = [
+            python,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nnodes=1",
+            f"--nproc_per_node={args.gpus}",
+        ] + run
     else:
         command = [python, "-u"] + run
     return RunPlan(command=command, cwd=root, root=root)
@@ -906,9 +958,17 @@ def _tensor_scalar(data: bytes) -> Optional[float]:
         elif number == 4 and wire == 2:
             content = value
         elif number == 5:
-            values += list(struct.unpack(f"<{len(value) // 4}f", value)) if wire == 2 else list(struct.unpack("<f", value))
+            values += (
+                list(struct.unpack(f"<{len(value) // 4}f", value))
+                if wire == 2
+                else list(struct.unpack("<f", value))
+            )
         elif number == 6:
-            values += list(struct.unpack(f"<{len(value) // 8}d", value)) if wire == 2 else list(struct.unpack("<d", value))
+            values += (
+                list(struct.unpack(f"<{len(value) // 8}d", value))
+                if wire == 2
+                else list(struct.unpack("<d", value))
+            )
     if not values and content:
         if dtype == 1 and len(content) == 4:
             values = list(struct.unpack("<f", content))
@@ -994,7 +1054,9 @@ class ScalarForwarder:
     """Reports the scalars of every TensorBoard event file under `root` to ClearML, polling
     while the trainer runs and once more when it has ended."""
 
-    def __init__(self, root: str, report: Callable[[str, str, float, int], None], interval_s: float = 2.0) -> None:
+    def __init__(
+        self, root: str, report: Callable[[str, str, float, int], None], interval_s: float = 2.0
+    ) -> None:
         self.root = root
         self.report = report
         self.interval_s = interval_s
@@ -1042,7 +1104,9 @@ def child_environment() -> Dict[str, str]:
     return env
 
 
-def run_forwarding(command: Sequence[str], *, cwd: str, env: Dict[str, str], tail: Optional[List[str]] = None) -> int:
+def run_forwarding(
+    command: Sequence[str], *, cwd: str, env: Dict[str, str], tail: Optional[List[str]] = None
+) -> int:
     """Runs `command` (an argv list, no shell), copies its console to ours line by line and
     returns its exit code. SIGTERM to the launcher (an abort) is passed on to the child."""
     child = subprocess.Popen(
@@ -1086,7 +1150,9 @@ class Sdk:
         try:
             from clearml import Task
         except ImportError:
-            raise LauncherError("the clearml package is not installed in the training image") from None
+            raise LauncherError(
+                "the clearml package is not installed in the training image"
+            ) from None
         self.task = Task.init(
             auto_connect_arg_parser=False,
             auto_connect_frameworks=False,
@@ -1119,11 +1185,15 @@ class Sdk:
         artifact = source.artifacts.get(name)
         if artifact is None:
             names = ", ".join(sorted(source.artifacts)) or "none"
-            raise LauncherError(f"argument mmar: task {task_id} has no artifact {name!r} (it has: {names})")
+            raise LauncherError(
+                f"argument mmar: task {task_id} has no artifact {name!r} (it has: {names})"
+            )
         try:
             path = artifact.get_local_copy(extract_archive=False, raise_on_error=True)
         except Exception as err:  # the SDK raises plain ValueError/OSError here
-            raise RetriableError(f"argument mmar: artifact {name!r} could not be fetched: {err}") from None
+            raise RetriableError(
+                f"argument mmar: artifact {name!r} could not be fetched: {err}"
+            ) from None
         if not path:
             raise RetriableError(f"argument mmar: artifact {name!r} could not be fetched")
         return path
@@ -1194,7 +1264,9 @@ def launch(sdk: Sdk, work: str) -> None:
     if code != 0:
         trainer = plan.command[plan.command.index("-m") + 1] if "-m" in plan.command else "trainer"
         last = next((line for line in reversed(tail) if line.strip()), "")
-        raise TrainingError(f"training failed: {trainer} exited with code {code}" + (f" ({last})" if last else ""))
+        raise TrainingError(
+            f"training failed: {trainer} exited with code {code}" + (f" ({last})" if last else "")
+        )
 
     models = written_models(root, shipped)
     if not models:
@@ -1205,7 +1277,9 @@ def launch(sdk: Sdk, work: str) -> None:
             url = sdk.register_model(path, name)
         except Exception as err:  # upload failures surface as assorted SDK exceptions
             raise RetriableError(f"output model {name} could not be registered: {err}") from None
-        say(f"registered output model {name} ({public_url(url) if url.startswith('http') else url})")
+        say(
+            f"registered output model {name} ({public_url(url) if url.startswith('http') else url})"
+        )
     sdk.flush()
     say("done")
 

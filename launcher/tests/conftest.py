@@ -3,6 +3,7 @@ operator's TypeScript client are the fidelity suite's (test/fidelity/conftest.py
 another module name so the two conftest files do not collide); on top of them: a fake MMAR, a
 fake bundle, a dataset in ClearML, and `launch`, which creates a task the way the operator does
 and runs the real launcher file on it with the SDK."""
+
 import importlib.util
 import json
 import os
@@ -153,7 +154,9 @@ def launch(ts_client, clearml_env, tmp_path: Path):
     """Creates a task as the operator does (Args hyperparameters, no repository) and runs the
     launcher on it under the SDK, as clearml-agent would run it; returns what ClearML holds."""
 
-    def run(args: Dict[str, str], *, extra_env: Optional[Dict[str, str]] = None, name: str = "launch") -> LaunchResult:
+    def run(
+        args: Dict[str, str], *, extra_env: Optional[Dict[str, str]] = None, name: str = "launch"
+    ) -> LaunchResult:
         created = ts_client(
             "create-task", "Launcher", name, json.dumps({"hyperparams": args_hyperparams(args)})
         )

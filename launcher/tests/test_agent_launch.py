@@ -5,6 +5,7 @@ launcher's reason as its last line.
 
 The agent's fresh venv gets `clearml`, `tensorboardX` and the fake trainers through PYTHONPATH
 (the suite's venv site-packages, then fakes/): in production the training image provides them."""
+
 import json
 import site
 import subprocess

@@ -1,6 +1,7 @@
 """Archive extraction refuses hostile archives (path traversal, absolute paths, links out,
 oversize) and leaves nothing behind; well-formed MMAR archives extract with their internal
 links. Real zip and tar files, built here, through the launcher's extract_archive."""
+
 import io
 import os
 import re
@@ -108,7 +109,9 @@ def test_archives_over_the_size_limit_are_refused(fmt, tmp_path: Path, monkeypat
     monkeypatch.setattr(launcher, "MAX_EXTRACTED_BYTES", 1000)
     members = [("file", "models/a.pt", "x" * 600), ("file", "models/b.pt", "y" * 600)]
     archive = (make_tar if fmt == "tar" else make_zip)(tmp_path / f"big.{fmt}", members)
-    with pytest.raises(launcher.LauncherError, match="over the limit of 1000 bytes|more than 1000 bytes"):
+    with pytest.raises(
+        launcher.LauncherError, match="over the limit of 1000 bytes|more than 1000 bytes"
+    ):
         launcher.extract_archive(str(archive), str(tmp_path / "mmar"))
     assert not (tmp_path / "mmar").exists()
 

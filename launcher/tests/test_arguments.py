@@ -1,5 +1,6 @@
 """The launcher's pure parts: reading the operator's arguments, the arch -> config table and
 the trainer command lines for one and several GPUs."""
+
 import json
 from pathlib import Path
 
@@ -81,8 +82,16 @@ def test_bad_arguments_are_refused_naming_the_field(change, message):
 @pytest.mark.parametrize(
     "arch, files, expected",
     [
-        ("UNet", ["config/config_train_Unet.json", "config/config_train_segresnet.json"], "config/config_train_Unet.json"),
-        ("SegResNet", ["config/config_train_Unet.json", "config/config_train_segresnet.json"], "config/config_train_segresnet.json"),
+        (
+            "UNet",
+            ["config/config_train_Unet.json", "config/config_train_segresnet.json"],
+            "config/config_train_Unet.json",
+        ),
+        (
+            "SegResNet",
+            ["config/config_train_Unet.json", "config/config_train_segresnet.json"],
+            "config/config_train_segresnet.json",
+        ),
         ("UNet", ["config/trn_Unet.json"], "config/trn_Unet.json"),
         ("SegResNet", ["config/trn_SegResNet.json"], "config/trn_SegResNet.json"),
         ("DynUNet", ["config/config_train_DynUNet.json"], "config/config_train_DynUNet.json"),
@@ -110,17 +119,28 @@ def test_a_config_file_outside_or_missing_is_refused(config_file, tmp_path: Path
 def clara(tmp_path: Path, gpus: int, overrides):
     mmar = make_mmar(tmp_path / "mmar")
     data = make_data(tmp_path / "data")
-    args = launcher.parse_args(
-        {**BASE, "Args/gpus": str(gpus), "Args/set": set_list(overrides)}
-    )
+    args = launcher.parse_args({**BASE, "Args/gpus": str(gpus), "Args/set": set_list(overrides)})
     return launcher.plan_clara(args, root=str(mmar), local_copy=str(data), python="py"), mmar, data
 
 
 def test_one_gpu_runs_medl_train_and_writes_the_environment_copy(tmp_path: Path):
-    plan, mmar, data = clara(tmp_path, 1, {"DATASET_JSON": "dataset.json", "MMAR_CKPT_DIR": "runs/a", "epochs": "5"})
+    plan, mmar, data = clara(
+        tmp_path, 1, {"DATASET_JSON": "dataset.json", "MMAR_CKPT_DIR": "runs/a", "epochs": "5"}
+    )
     assert plan.command == [
-        "py", "-u", "-m", "medl.apps.train", "-m", str(mmar), "-c", "config/config_train_Unet.json",
-        "-e", "config/environment.clara-operator.json", "--write_train_stats", "--set", "epochs=5",
+        "py",
+        "-u",
+        "-m",
+        "medl.apps.train",
+        "-m",
+        str(mmar),
+        "-c",
+        "config/config_train_Unet.json",
+        "-e",
+        "config/environment.clara-operator.json",
+        "--write_train_stats",
+        "--set",
+        "epochs=5",
     ]
     written = json.loads((mmar / "config" / "environment.clara-operator.json").read_text())
     assert written["DATA_ROOT"] == str(data)
@@ -128,7 +148,9 @@ def test_one_gpu_runs_medl_train_and_writes_the_environment_copy(tmp_path: Path)
     assert written["MMAR_CKPT_DIR"] == "runs/a"
     assert written["PROCESSING_TASK"] == "segmentation"
     # The original stays as the MMAR shipped it.
-    assert json.loads((mmar / "config" / "environment.json").read_text())["MMAR_CKPT_DIR"] == "models"
+    assert (
+        json.loads((mmar / "config" / "environment.json").read_text())["MMAR_CKPT_DIR"] == "models"
+    )
 
 
 def test_several_gpus_use_the_distributed_launcher_with_multi_gpu(tmp_path: Path):
@@ -141,22 +163,58 @@ def test_bundle_commands_for_one_and_several_gpus(tmp_path: Path):
     bundle = make_bundle(tmp_path / "b")
     (bundle / "configs" / "multi_gpu_train.json").write_text("{}")
     data = make_data(tmp_path / "data")
-    params = {**BASE, "Args/runtime": "MonaiBundle", "Args/training_arch": "",
-              "Args/config_file": "configs/train.json",
-              "Args/set": set_list({"DATASET_JSON": "dataset.json", "MMAR_CKPT_DIR": "ck", "epochs": "3"})}
-    one = launcher.plan_bundle(launcher.parse_args(params), root=str(bundle), local_copy=str(data), python="py")
+    params = {
+        **BASE,
+        "Args/runtime": "MonaiBundle",
+        "Args/training_arch": "",
+        "Args/config_file": "configs/train.json",
+        "Args/set": set_list(
+            {"DATASET_JSON": "dataset.json", "MMAR_CKPT_DIR": "ck", "epochs": "3"}
+        ),
+    }
+    one = launcher.plan_bundle(
+        launcher.parse_args(params), root=str(bundle), local_copy=str(data), python="py"
+    )
     assert one.command == [
-        "py", "-u", "-m", "monai.bundle", "run", "--config_file", str(bundle / "configs/train.json"),
-        "--bundle_root", str(bundle), "--dataset_dir", str(data),
-        "--data_list_file_path", str(data / "dataset.json"), "--ckpt_dir", str(bundle / "ck"),
-        "--epochs", "3", "--meta_file", str(bundle / "configs/metadata.json"),
+        "py",
+        "-u",
+        "-m",
+        "monai.bundle",
+        "run",
+        "--config_file",
+        str(bundle / "configs/train.json"),
+        "--bundle_root",
+        str(bundle),
+        "--dataset_dir",
+        str(data),
+        "--data_list_file_path",
+        str(data / "dataset.json"),
+        "--ckpt_dir",
+        str(bundle / "ck"),
+        "--epochs",
+        "3",
+        "--meta_file",
+        str(bundle / "configs/metadata.json"),
     ]
     two = launcher.plan_bundle(
-        launcher.parse_args({**params, "Args/gpus": "2"}), root=str(bundle), local_copy=str(data), python="py"
+        launcher.parse_args({**params, "Args/gpus": "2"}),
+        root=str(bundle),
+        local_copy=str(data),
+        python="py",
     )
-    assert two.command[:6] == ["py", "-m", "torch.distributed.run", "--standalone", "--nnodes=1", "--nproc_per_node=2"]
+    assert two.command[:6] == [
+        "py",
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nnodes=1",
+        "--nproc_per_node=2",
+    ]
     configs = json.loads(two.command[two.command.index("--config_file") + 1])
-    assert configs == [str(bundle / "configs/train.json"), str(bundle / "configs/multi_gpu_train.json")]
+    assert configs == [
+        str(bundle / "configs/train.json"),
+        str(bundle / "configs/multi_gpu_train.json"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -165,8 +223,10 @@ def test_bundle_commands_for_one_and_several_gpus(tmp_path: Path):
         (None, "does not exist in the dataset"),
         ("not json", "is not valid JSON"),
         ('{"validation": []}', "has no 'training' entries"),
-        ('{"training": [{"image": "imagesTr/nope.nii.gz", "label": "labelsTr/case_0.nii.gz"}]}',
-         "'training' entry 'imagesTr/nope.nii.gz'"),
+        (
+            '{"training": [{"image": "imagesTr/nope.nii.gz", "label": "labelsTr/case_0.nii.gz"}]}',
+            "'training' entry 'imagesTr/nope.nii.gz'",
+        ),
     ],
 )
 def test_the_datalist_must_exist_parse_and_name_existing_files(datalist, message, tmp_path: Path):
@@ -182,7 +242,10 @@ def test_the_datalist_must_exist_parse_and_name_existing_files(datalist, message
 @pytest.mark.parametrize(
     "ref, url",
     [
-        ("clara_pt_spleen_ct_segmentation:4.1", "/v2/models/nvidia/med/clara_pt_spleen_ct_segmentation/versions/4.1/zip"),
+        (
+            "clara_pt_spleen_ct_segmentation:4.1",
+            "/v2/models/nvidia/med/clara_pt_spleen_ct_segmentation/versions/4.1/zip",
+        ),
         ("myorg/mymodel:1.0", "/v2/models/myorg/mymodel/versions/1.0/zip"),
         ("myorg/team/mymodel:1.0", "/v2/models/myorg/team/mymodel/versions/1.0/zip"),
     ],

@@ -1,5 +1,6 @@
 """MONAI bundle runs: the bundle from a path or from the (fake) Model Zoo, `monai.bundle run`
 with the dataset and set overrides, and the bundle's metric names mapped to the operator's."""
+
 from pathlib import Path
 
 import pytest

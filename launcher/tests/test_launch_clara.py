@@ -1,6 +1,7 @@
 """The launcher run on a task made as the operator makes it, under the real clearml SDK against
 the emulator, with the fake Clara trainer: scalars, models, console and failures as the operator
 reads them back."""
+
 from pathlib import Path
 
 import pytest

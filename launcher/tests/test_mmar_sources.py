@@ -1,6 +1,7 @@
 """MMAR sources other than a path in the image, each through a full launcher run under the SDK:
 an https archive (and a hostile one), an NGC model with an API key (signed in on a stand-in
 authn/NGC server over TLS), a ClearML artifact and a ClearML dataset."""
+
 import http.server
 import io
 import json
@@ -38,10 +39,26 @@ class Site:
     def __init__(self, tmp: Path, mmar_zip: bytes, evil_tar: bytes) -> None:
         cert, key = tmp / "cert.pem", tmp / "key.pem"
         subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-             "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
-             "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-            check=True, capture_output=True,
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-keyout",
+                str(key),
+                "-out",
+                str(cert),
+                "-subj",
+                "/CN=localhost",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            ],
+            check=True,
+            capture_output=True,
         )
         self.cert = cert
         self.requests: List[Dict[str, str]] = []
@@ -63,10 +80,13 @@ class Site:
                 auth = self.headers.get("Authorization", "")
                 site.requests.append({"path": self.path, "auth": auth})
                 import base64
+
                 basic = "Basic " + base64.b64encode(f"$oauthtoken:{NGC_KEY}".encode()).decode()
                 if self.path.startswith("/token?"):
                     ok = auth == basic and "scope=group%2Fngc%3Anvidia" in self.path
-                    self.send(200 if ok else 401, json.dumps({"token": TOKEN}).encode() if ok else b"")
+                    self.send(
+                        200 if ok else 401, json.dumps({"token": TOKEN}).encode() if ok else b""
+                    )
                 elif self.path == "/v2/models/nvidia/med/clara_pt_spleen/versions/4.1/zip":
                     if auth != f"Bearer {TOKEN}":
                         self.send(401)
@@ -103,7 +123,10 @@ def site(tmp_path: Path):
     # NGC zips hold the MMAR's folders at the top; this one wraps them in one folder, which
     # the launcher unwraps.
     mmar = make_mmar(tmp_path / "pack" / "clara_pt_spleen")
-    evil = make_tar(tmp_path / "evil.tar.gz", [("file", "config/x.json", "{}"), ("file", "../../escape.sh", "rm -rf /")])
+    evil = make_tar(
+        tmp_path / "evil.tar.gz",
+        [("file", "config/x.json", "{}"), ("file", "../../escape.sh", "rm -rf /")],
+    )
     server = Site(tmp_path, zip_folder(mmar.parent), evil.read_bytes())
     yield server
     server.server.shutdown()
@@ -124,13 +147,17 @@ def args_for(dataset_id: str, mmar: str):
 
 
 def test_an_https_zip_is_downloaded_and_unwrapped(launch, dataset_id, site):
-    result = launch(args_for(dataset_id, f"url:{site.url}/mmar.zip"), extra_env=site.env(), name="src-url")
+    result = launch(
+        args_for(dataset_id, f"url:{site.url}/mmar.zip"), extra_env=site.env(), name="src-url"
+    )
     assert result.returncode == 0, result.output[-3000:]
     assert len(result.models) == 2
 
 
 def test_a_hostile_archive_from_a_url_fails_the_run(launch, dataset_id, site, tmp_path: Path):
-    result = launch(args_for(dataset_id, f"url:{site.url}/evil.tar.gz"), extra_env=site.env(), name="src-evil")
+    result = launch(
+        args_for(dataset_id, f"url:{site.url}/evil.tar.gz"), extra_env=site.env(), name="src-evil"
+    )
     assert result.returncode == 2
     assert result.output.rstrip().endswith(
         "clara-launcher: error: archive mmar.archive: member '../../escape.sh' leaves the target "
@@ -140,9 +167,13 @@ def test_a_hostile_archive_from_a_url_fails_the_run(launch, dataset_id, site, tm
 
 
 def test_a_redirect_to_plain_http_is_refused(launch, dataset_id, site):
-    result = launch(args_for(dataset_id, f"url:{site.url}/to-http"), extra_env=site.env(), name="src-http")
+    result = launch(
+        args_for(dataset_id, f"url:{site.url}/to-http"), extra_env=site.env(), name="src-http"
+    )
     assert result.returncode == 2
-    assert result.output.rstrip().endswith(f"download of {site.url}/to-http: redirected to a non-https URL")
+    assert result.output.rstrip().endswith(
+        f"download of {site.url}/to-http: redirected to a non-https URL"
+    )
 
 
 def test_an_ngc_model_is_fetched_with_the_api_key_which_never_reaches_the_output(
@@ -165,20 +196,28 @@ def test_a_clearml_artifact_folder_is_the_mmar(launch, dataset_id, clearml_env, 
     out = fidelity.run(
         [sys.executable, str(HERE / "scripts" / "artifact_upload.py"), str(mmar), "mmar"],
         clearml_env,
+        timeout=120,
+        cwd=tmp_path,
     )
     source = out.split("TASK_ID=")[1].split()[0]
     result = launch(args_for(dataset_id, f"artifact:{source}/mmar"), name="src-artifact")
     assert result.returncode == 0, result.output[-3000:]
     assert len(result.models) == 2
 
-    missing = launch(args_for(dataset_id, f"artifact:{source}/weights"), name="src-artifact-missing")
+    missing = launch(
+        args_for(dataset_id, f"artifact:{source}/weights"), name="src-artifact-missing"
+    )
     assert missing.returncode == 2
-    assert missing.output.rstrip().endswith(f"task {source} has no artifact 'weights' (it has: mmar)")
+    assert missing.output.rstrip().endswith(
+        f"task {source} has no artifact 'weights' (it has: mmar)"
+    )
 
 
 def test_a_clearml_dataset_is_the_mmar(launch, dataset_id, clearml_env, tmp_path: Path):
     mmar = make_mmar(tmp_path / "as-dataset")
-    out = fidelity.run([sys.executable, str(fidelity.SCRIPTS / "dataset_create.py"), str(mmar)], clearml_env)
+    out = fidelity.run(
+        [sys.executable, str(fidelity.SCRIPTS / "dataset_create.py"), str(mmar)], clearml_env
+    )
     mmar_dataset = out.split("DATASET_ID=")[1].strip()
     result = launch(args_for(dataset_id, f"dataset:{mmar_dataset}"), name="src-dataset")
     assert result.returncode == 0, result.output[-3000:]

@@ -1,6 +1,7 @@
 """The launcher's TensorBoard reader against files written by a real writer (tensorboardX, as
 MONAI's and Clara's handlers write them): every scalar with its step, a record cut in half by a
 writer still writing is read once it is complete, and tags map to the operator's names."""
+
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,12 @@ def write_events(folder: Path, points):
 
 
 def test_every_scalar_is_read_with_its_step(tmp_path: Path):
-    points = [("train_loss", 0.5, 1), ("train_loss", 0.25, 2), ("val_mean_dice", 0.75, 1), ("a/b", 2.0, 7)]
+    points = [
+        ("train_loss", 0.5, 1),
+        ("train_loss", 0.25, 2),
+        ("val_mean_dice", 0.75, 1),
+        ("a/b", 2.0, 7),
+    ]
     path = write_events(tmp_path, points)
     assert launcher.EventFileReader(str(path)).read_new() == [(t, i, v) for t, v, i in points]
 
@@ -72,7 +78,9 @@ def test_tags_are_reported_under_the_operator_names(tag, names):
 
 def test_the_forwarder_reports_files_appearing_while_training_runs(tmp_path: Path):
     reported = []
-    forwarder = launcher.ScalarForwarder(str(tmp_path), lambda t, s, v, i: reported.append((t, s, v, i)))
+    forwarder = launcher.ScalarForwarder(
+        str(tmp_path), lambda t, s, v, i: reported.append((t, s, v, i))
+    )
     forwarder.poll()
     write_events(tmp_path / "models", [("val_accuracy", 0.5, 1)])
     forwarder.poll()

@@ -178,7 +178,7 @@ afterAll(async () => {
   if (agent && agent.exitCode === null) {
     const exited = new Promise((resolve) => agent?.once('exit', resolve));
     agent.kill('SIGTERM');
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000).unref())]);
     if (agent.exitCode === null) agent.kill('SIGKILL');
   }
   await controller?.stop(2_000);

@@ -1,4 +1,5 @@
 """What both fake trainers share: the scalar curves, the TensorBoard writer and the model files."""
+
 import os
 import sys
 from typing import Dict
@@ -23,14 +24,20 @@ def train(*, epochs: int, ckpt_dir: str, tb_dir: str, names: Dict[str, str], fai
             iteration += 1
             loss = round(1.0 / (iteration + 1), 4)
             writer.add_scalar(names["train_loss"], loss, iteration)
-            print(f"Epoch: {epoch}/{epochs}, Iter: {iteration} -- train_loss: {loss:.4f}", flush=True)
+            print(
+                f"Epoch: {epoch}/{epochs}, Iter: {iteration} -- train_loss: {loss:.4f}", flush=True
+            )
         dice = round(0.5 + 0.4 * epoch / epochs, 4)
         acc = round(0.6 + 0.3 * epoch / epochs, 4)
         writer.add_scalar(names["train_acc"], round(acc - 0.05, 4), epoch)
         writer.add_scalar(names["val_mean_dice"], dice, epoch)
         writer.add_scalar(names["val_acc"], acc, epoch)
         writer.flush()
-        print(f"Epoch[{epoch}] Metrics -- {names['val_mean_dice']}: {dice:.4f} {names['val_acc']}: {acc:.4f}", flush=True)
+        print(
+            f"Epoch[{epoch}] Metrics -- {names['val_mean_dice']}: {dice:.4f} "
+            f"{names['val_acc']}: {acc:.4f}",
+            flush=True,
+        )
         with open(os.path.join(ckpt_dir, "model.pt"), "wb") as f:
             f.write(f"fake state dict, best at epoch {epoch}".encode())
     with open(os.path.join(ckpt_dir, "final_model.pt"), "wb") as f:

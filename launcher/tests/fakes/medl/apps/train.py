@@ -1,5 +1,6 @@
 """Fake `python -m medl.apps.train -m MMAR -c CONFIG -e ENV [--write_train_stats] [--set K=V ...]`
 (Clara Train 4.x's command line, `clara-mmar.md` §2)."""
+
 import argparse
 import json
 import os
@@ -27,7 +28,10 @@ def main() -> None:
     for item in args.set:
         key, _, value = item.partition("=")
         variables[key] = value
-    print(f"fake medl.apps.train: config {args.train_config}, model {config['model']['name']}", flush=True)
+    print(
+        f"fake medl.apps.train: config {args.train_config}, model {config['model']['name']}",
+        flush=True,
+    )
 
     with open(variables["DATASET_JSON"]) as f:
         datalist = json.load(f)

@@ -1,6 +1,7 @@
 """Fake `python -m monai.bundle run --config_file F [--meta_file M] [--logging_file L] [--id V ...]`
 and `python -m monai.bundle download --name N [--version V] --bundle_dir D` (`clara-mmar.md` §6).
 Downloads copy `$FAKE_MONAI_ZOO/<name>` (a local stand-in for the Model Zoo)."""
+
 import ast
 import glob
 import json
@@ -40,8 +41,12 @@ def run(opts) -> None:
         with open(config["data_list_file_path"]) as f:
             json.load(f)
     print(f"fake monai.bundle run: {len(images)} images, overrides {sorted(opts)}", flush=True)
-    names = {"train_loss": "train_loss", "train_acc": "train_accuracy",
-             "val_mean_dice": "val_mean_dice", "val_acc": "val_accuracy"}
+    names = {
+        "train_loss": "train_loss",
+        "train_acc": "train_accuracy",
+        "val_mean_dice": "val_mean_dice",
+        "val_acc": "val_accuracy",
+    }
     train(
         epochs=int(config.get("epochs", 2)),
         ckpt_dir=config.get("ckpt_dir", os.path.join(root, "models")),
@@ -56,7 +61,10 @@ def download(opts) -> None:
     if not os.path.isdir(source):
         sys.exit(f"fake monai.bundle download: no bundle {opts['name']}")
     shutil.copytree(source, os.path.join(opts["bundle_dir"], opts["name"]))
-    print(f"fake monai.bundle download: {opts['name']} version {opts.get('version', 'latest')}", flush=True)
+    print(
+        f"fake monai.bundle download: {opts['name']} version {opts.get('version', 'latest')}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":
