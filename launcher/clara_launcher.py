@@ -1074,8 +1074,14 @@ class ScalarForwarder:
         self.poll()
 
     def _loop(self) -> None:
+        warned = False
         while not self._stop.wait(self.interval_s):
-            self.poll()
+            try:
+                self.poll()
+            except Exception as err:  # a reporting hiccup must not end the scalars for good
+                if not warned:
+                    say(f"warning: reporting scalars failed ({err}); will keep trying")
+                    warned = True
 
     def poll(self) -> None:
         for folder, _, files in os.walk(self.root):

@@ -1,5 +1,6 @@
 """The launcher is one file the agent runs in the training image: Python 3.8 grammar (Clara
 Train 4.x images), and imports from the standard library and `clearml` only."""
+
 import ast
 import sys
 
