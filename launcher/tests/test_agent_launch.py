@@ -10,7 +10,10 @@ import json
 import site
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import psutil
 
 from conftest import FAKES, LAUNCHER, args_hyperparams, make_mmar, set_list
 
@@ -90,3 +93,55 @@ def test_agent_marks_the_task_failed_with_the_launcher_reason_last(
     launcher_lines = [ln for ln in "\n".join(back["log"]).splitlines() if "clara-launcher:" in ln]
     assert launcher_lines[-1].startswith("clara-launcher: error: DATASET_JSON: datalist ")
     assert launcher_lines[-1].endswith("/lists/absent.json does not exist in the dataset")
+
+
+def test_stopping_the_task_ends_the_launcher_and_its_trainer(
+    ts_client, clearml_env, dataset_id, tmp_path: Path
+):
+    mmar = make_mmar(tmp_path / "mmar-abort")
+    overrides = {"DATASET_JSON": "dataset.json", "epochs": "100", "epoch_seconds": "1"}
+    task_id = operator_task(ts_client, "agent-launch-stop", clara_args(dataset_id, mmar, overrides))
+    env = {**clearml_env, "PYTHONPATH": ":".join([*site.getsitepackages(), str(FAKES)])}
+    agent = subprocess.Popen(
+        [str(AGENT), "execute", "--id", task_id, "--full-monitoring", "--require-queue"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while not any("Epoch: 2/100" in ln for ln in ts_client("read-back", task_id)["log"]):
+            assert agent.poll() is None, "the agent exited before training started"
+            assert time.monotonic() < deadline, "training did not start"
+            time.sleep(1)
+        assert trainers_of(mmar), "the fake trainer is not running"
+
+        assert ts_client("stop", task_id)["updated"] == 1
+        output = agent.communicate(timeout=120)[0]
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+            agent.communicate()
+
+    assert ts_client("read-back", task_id)["task"]["status"] == "stopped", output[-4000:]
+    deadline = time.monotonic() + 10
+    while trainers_of(mmar) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert trainers_of(mmar) == [], "the trainer outlived the stopped task"
+
+
+def trainers_of(mmar: Path):
+    """Processes running medl.apps.train on a copy of this MMAR (the launcher copies it to a
+    work folder, so match on the config file the run uses and this test's epoch count)."""
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if (
+            "medl.apps.train" in cmdline
+            and "epochs=100" in cmdline
+            and "epoch_seconds=1" in cmdline
+        ):
+            found.append(proc.pid)
+    return found

@@ -2,6 +2,7 @@
 
 import os
 import sys
+import time
 from typing import Dict
 
 from tensorboardX import SummaryWriter
@@ -9,7 +10,15 @@ from tensorboardX import SummaryWriter
 ITERATIONS_PER_EPOCH = 3
 
 
-def train(*, epochs: int, ckpt_dir: str, tb_dir: str, names: Dict[str, str], fail_at: int) -> None:
+def train(
+    *,
+    epochs: int,
+    ckpt_dir: str,
+    tb_dir: str,
+    names: Dict[str, str],
+    fail_at: int,
+    epoch_seconds: float = 0.0,
+) -> None:
     """Writes per-iteration loss and per-epoch accuracy/dice scalars under the given tag names,
     then model.pt and final_model.pt, printing StatsHandler-like lines."""
     os.makedirs(ckpt_dir, exist_ok=True)
@@ -20,6 +29,7 @@ def train(*, epochs: int, ckpt_dir: str, tb_dir: str, names: Dict[str, str], fai
             print(f"Epoch[{epoch}] RuntimeError: CUDA out of memory (fake)", flush=True)
             writer.close()
             sys.exit(1)
+        time.sleep(epoch_seconds)
         for _ in range(ITERATIONS_PER_EPOCH):
             iteration += 1
             loss = round(1.0 / (iteration + 1), 4)

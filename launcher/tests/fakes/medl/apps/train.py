@@ -49,6 +49,7 @@ def main() -> None:
         tb_dir=ckpt_dir,
         names=names,
         fail_at=int(variables.get("fail_at_epoch", 0)),
+        epoch_seconds=float(variables.get("epoch_seconds", 0)),
     )
     if args.write_train_stats:
         with open(os.path.join(ckpt_dir, "train_stats.json"), "w") as f:
