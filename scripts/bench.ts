@@ -14,6 +14,7 @@
  * - requests per poll of a naive baseline (one tasks.get_all per instance), for the ratio.
  *
  * Usage: node scripts/bench.ts [--sizes 100,1000,5000] [--poll-interval 5s] [--idle-seconds 60]
+ * [--heap-mb N] (default: the chart's maxOldSpaceSizeMb; 0 for no ceiling)
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -23,6 +24,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
 import * as k8s from '@kubernetes/client-node';
+import { parse as parseYaml } from 'yaml';
 
 import { API_VERSION, GROUP, PLURAL, VERSION } from '../src/api/clarainstance.ts';
 import { uidTag } from '../src/controller/clarainstance/launch.ts';
@@ -37,6 +39,7 @@ import {
   TEST_LAUNCHER,
 } from '../test/harness/operator-env.ts';
 import { freePort } from '../test/harness/operator-process.ts';
+import { runtimeSettings } from './image-build.ts';
 
 const NAMESPACE = 'bench';
 const QUEUE = 'bench-queue';
@@ -44,8 +47,33 @@ const NODE = join(REPO_ROOT, 'node_modules', '.bin', 'node');
 const CREATE_CONCURRENCY = 32;
 const MEMORY_TARGET_MB = 200;
 const MEMORY_TARGET_AT = 5000;
-/** V8 old-space cap for the operator (`--heap-mb`), as a container memory limit would set. */
-let HEAP_MB = 0;
+/**
+ * How the operator runs: as its image starts it (the Dockerfile's node flags and environment) with
+ * the old-space ceiling the chart's Deployment sets (`maxOldSpaceSizeMb`), unless `--heap-mb`
+ * overrides it (0: no ceiling).
+ */
+const IMAGE = runtimeSettings();
+let HEAP_MB = chartHeapMb();
+
+function chartHeapMb(): number {
+  const values = parseYaml(
+    readFileSync(join(REPO_ROOT, 'charts', 'clara-operator', 'values.yaml'), 'utf8'),
+  ) as { maxOldSpaceSizeMb?: number };
+  if (typeof values.maxOldSpaceSizeMb !== 'number')
+    throw new Error('charts/clara-operator/values.yaml has no maxOldSpaceSizeMb');
+  return values.maxOldSpaceSizeMb;
+}
+
+/** The node command line of the operator, as run here (paths absolute). */
+function operatorNodeArgs(): string[] {
+  return [
+    ...IMAGE.nodeFlags,
+    ...(HEAP_MB ? [`--max-old-space-size=${HEAP_MB}`] : []),
+    // Extra V8/Node flags for investigation, e.g. --heapsnapshot-signal=SIGUSR2.
+    ...(process.env.CLARA_BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? []),
+    join(REPO_ROOT, IMAGE.script),
+  ];
+}
 
 interface Result {
   n: number;
@@ -86,13 +114,8 @@ function startOperator(opts: {
     const child = spawn(
       NODE,
       [
-        // As the operator would run in production: compiled JavaScript (no type stripping at
-        // load), with a small young generation (V8 grows it to 16 MB semi-spaces otherwise).
-        '--max-semi-space-size=2',
-        ...(HEAP_MB ? [`--max-old-space-size=${HEAP_MB}`] : []),
-        // Extra V8/Node flags for investigation, e.g. --heapsnapshot-signal=SIGUSR2.
-        ...(process.env.CLARA_BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? []),
-        join(REPO_ROOT, 'dist', 'src', 'main.js'),
+        // As the image runs it: compiled JavaScript, the image's flags and heap ceiling.
+        ...operatorNodeArgs(),
         `--kubeconfig=${opts.kubeconfig}`,
         `--namespaces=${NAMESPACE}`,
         `--poll-interval=${opts.pollInterval}`,
@@ -102,7 +125,7 @@ function startOperator(opts: {
         `--metrics-address=127.0.0.1:${metricsPort}`,
         `--launcher-script=${launcher}`,
       ],
-      { stdio: ['ignore', fd, fd], cwd: REPO_ROOT },
+      { stdio: ['ignore', fd, fd], cwd: REPO_ROOT, env: { ...process.env, ...IMAGE.env } },
     );
     closeSync(fd);
     return { child, logFile, startedMs: Date.now() };
@@ -357,8 +380,14 @@ function report(results: Result[], command: string): string {
     '',
     `Made by \`${command}\` on ${new Date().toISOString().slice(0, 10)}: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), ` +
       `${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, Kubernetes ${kubernetesVersion()} (the test control plane), ` +
-      'the ClearML emulator in the benchmark process, the operator as its own process (compiled, ' +
-      '`node --max-semi-space-size=2 dist/src/main.js`). Everything shares the two cores.',
+      'the ClearML emulator in the benchmark process, the operator as its own process, started as its image starts it ' +
+      `(\`${Object.entries(IMAGE.env)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(' ')} node ${operatorNodeArgs()
+        .map((a) => a.replace(`${REPO_ROOT}/`, ''))
+        .join(
+          ' ',
+        )}\`: the Dockerfile's ENTRYPOINT and ENV, and the chart's maxOldSpaceSizeMb). Everything shares the two cores.`,
     '',
     'Instances use agent mode External (no pods); the queue has no worker, so every run stays Queued, live and polled.',
     'Targets: requests per poll ≤ ceil(N/500)+2; 0 status writes per minute when nothing changes; peak RSS under 200 MB at 5,000.',
@@ -382,13 +411,13 @@ async function main(): Promise<void> {
       'poll-interval': { type: 'string', default: '5s' },
       'idle-seconds': { type: 'string', default: '60' },
       output: { type: 'string', default: join(REPO_ROOT, 'BENCHMARKS.md') },
-      'heap-mb': { type: 'string', default: '0' },
+      'heap-mb': { type: 'string' },
     },
   });
   const pollMs = Number(/^(\d+)s$/.exec(values['poll-interval'])?.[1] ?? NaN) * 1000;
   if (!Number.isFinite(pollMs)) throw new Error('--poll-interval must be whole seconds, e.g. 5s');
   const sizes = values.sizes.split(',').map(Number);
-  HEAP_MB = Number(values['heap-mb']);
+  if (values['heap-mb'] !== undefined) HEAP_MB = Number(values['heap-mb']);
   log('== npm run build (the operator runs compiled, as in its image)');
   const build = spawn('npm', ['run', 'build'], {
     cwd: REPO_ROOT,
@@ -406,7 +435,7 @@ async function main(): Promise<void> {
       }),
     );
   }
-  const heap = HEAP_MB ? ` --heap-mb ${HEAP_MB}` : '';
+  const heap = values['heap-mb'] !== undefined ? ` --heap-mb ${values['heap-mb']}` : '';
   const command = `npm run bench -- --sizes ${values.sizes} --poll-interval ${values['poll-interval']} --idle-seconds ${values['idle-seconds']}${heap}`;
   const text = report(results, command);
   writeFileSync(values.output, text);

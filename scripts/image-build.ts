@@ -246,11 +246,7 @@ function runStep(step: Instruction, state: StageState, ctx: StepContext): void {
       mkdirSync(join(state.root, state.workdir), { recursive: true });
       return;
     case 'ENV':
-      for (const pair of step.args.split(/\s+/)) {
-        const [key = '', ...value] = pair.split('=');
-        if (value.length === 0) throw new Error('only the ENV KEY=value form is replayed');
-        state.env[key] = value.join('=');
-      }
+      Object.assign(state.env, envPairs(step.args));
       return;
     case 'USER':
       state.user = step.args;
@@ -382,6 +378,41 @@ function chmodTree(path: string, change: (mode: number) => number): void {
   chmodSync(path, change(stat.mode) & 0o7777);
   if (stat.isDirectory())
     for (const entry of readdirSync(path)) chmodTree(join(path, entry), change);
+}
+
+/** `ENV A=1 B=2` as a record; the `ENV KEY value` form is refused. */
+function envPairs(args: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const pair of args.split(/\s+/)) {
+    const [key = '', ...value] = pair.split('=');
+    if (value.length === 0) throw new Error('only the ENV KEY=value form is replayed');
+    env[key] = value.join('=');
+  }
+  return env;
+}
+
+/**
+ * How the image starts the operator, read from the Dockerfile's last stage without building it:
+ * the node flags before the script, the script, and the environment. The benchmark starts the
+ * operator this way, so it measures what ships.
+ */
+export function runtimeSettings(dockerfile = join(REPO_ROOT, 'Dockerfile')): {
+  nodeFlags: string[];
+  script: string;
+  env: Record<string, string>;
+} {
+  const runtime = parseDockerfile(readFileSync(dockerfile, 'utf8')).at(-1);
+  if (!runtime) throw new Error(`${dockerfile} has no stage`);
+  const env: Record<string, string> = {};
+  let entrypoint: string[] = [];
+  for (const step of runtime.instructions) {
+    if (step.keyword === 'ENV') Object.assign(env, envPairs(step.args));
+    if (step.keyword === 'ENTRYPOINT') entrypoint = JSON.parse(step.args) as string[];
+  }
+  const [, ...args] = entrypoint;
+  const scriptAt = args.findIndex((a) => !a.startsWith('-'));
+  if (scriptAt < 0) throw new Error(`${dockerfile}: the ENTRYPOINT names no script`);
+  return { nodeFlags: args.slice(0, scriptAt), script: args[scriptAt] ?? '', env };
 }
 
 /** Options of {@link startEntrypoint}. */

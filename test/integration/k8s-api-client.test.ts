@@ -16,8 +16,12 @@ const onConnect = (): void => {
   connects++;
 };
 
-beforeAll(() => subscribe('undici:client:connected', onConnect));
-afterAll(() => unsubscribe('undici:client:connected', onConnect));
+beforeAll(() => {
+  subscribe('undici:client:connected', onConnect);
+});
+afterAll(() => {
+  unsubscribe('undici:client:connected', onConnect);
+});
 
 /** New connections made while `calls` reads of the default namespace run one after another. */
 async function connectionsFor(api: k8s.CoreV1Api, calls: number): Promise<number> {

@@ -121,7 +121,7 @@ describe('the default release', () => {
     });
     expect(container.env).toContainEqual({
       name: 'NODE_OPTIONS',
-      value: '--max-old-space-size=160',
+      value: '--max-old-space-size=96',
     });
   });
 

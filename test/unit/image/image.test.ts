@@ -26,6 +26,7 @@ import {
   parseDockerignore,
   REPO_ROOT,
   sizeBytes,
+  runtimeSettings,
   startEntrypoint,
 } from '../../../scripts/image-build.ts';
 import type { ImageResult } from '../../../scripts/image-build.ts';
@@ -70,7 +71,19 @@ describe('the Dockerfile', () => {
     expect(runtime.instructions.filter((i) => i.keyword === 'RUN')).toEqual([]);
     expect(image.user).toEqual(IMAGE_USER);
     expect(image.workdir).toBe('/app');
-    expect(image.entrypoint).toEqual(['/nodejs/bin/node', 'dist/src/main.js']);
+    expect(image.entrypoint).toEqual([
+      '/nodejs/bin/node',
+      '--max-semi-space-size=2',
+      '--v8-pool-size=1',
+      'dist/src/main.js',
+    ]);
+    expect(image.env).toMatchObject({ MALLOC_ARENA_MAX: '2', UV_THREADPOOL_SIZE: '2' });
+    // What the benchmark reads to start the operator as the image does.
+    expect(runtimeSettings()).toEqual({
+      nodeFlags: image.entrypoint.slice(1, -1),
+      script: image.entrypoint.at(-1),
+      env: image.env,
+    });
   });
 
   test('builds with the Node release the repo pins, by an exact tag', () => {
@@ -183,7 +196,7 @@ describe('the entrypoint, from the read-only runtime stage', () => {
     const [health, metrics, web] = await freePorts(3);
     const child = startEntrypoint(image, {
       // deploy/base/deployment.yaml's flags and environment, with local addresses.
-      env: { POD_NAMESPACE: 'clara-system', NODE_OPTIONS: '--max-old-space-size=160' },
+      env: { POD_NAMESPACE: 'clara-system', NODE_OPTIONS: '--max-old-space-size=96' },
       args: [
         '--leader-elect',
         `--kubeconfig=${kubeconfig}`,
