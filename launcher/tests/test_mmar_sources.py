@@ -191,15 +191,17 @@ def test_an_ngc_model_is_fetched_with_the_api_key_which_never_reaches_the_output
     assert signed and all(r["auth"] == "" for r in signed)
 
 
-def test_a_clearml_artifact_folder_is_the_mmar(launch, dataset_id, clearml_env, tmp_path: Path):
+def test_a_clearml_artifact_folder_is_the_mmar(
+    launch, dataset_id, ts_client, clearml_env, tmp_path: Path
+):
     mmar = make_mmar(tmp_path / "published")
-    out = fidelity.run(
+    source = ts_client("create-task", "Launcher", "mmar-publisher")["id"]
+    fidelity.run(
         [sys.executable, str(HERE / "scripts" / "artifact_upload.py"), str(mmar), "mmar"],
-        clearml_env,
+        {**clearml_env, "CLEARML_TASK_ID": source},
         timeout=120,
         cwd=tmp_path,
     )
-    source = out.split("TASK_ID=")[1].split()[0]
     result = launch(args_for(dataset_id, f"artifact:{source}/mmar"), name="src-artifact")
     assert result.returncode == 0, result.output[-3000:]
     assert len(result.models) == 2
