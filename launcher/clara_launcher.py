@@ -485,10 +485,10 @@ def _extract_tar(archive: str, target: str) -> None:
                         f"archive {os.path.basename(archive)}: extracts to more than "
                         f"{MAX_EXTRACTED_BYTES} bytes"
                     )
-                source = tf.extractfile(member)
-                if source is None:
+                stream = tf.extractfile(member)
+                if stream is None:
                     raise LauncherError(f"{shown} cannot be read")
-                _write_stream(source, dest, budget, member.mode)
+                _write_stream(stream, dest, budget, member.mode)
                 extracted[os.path.normpath(member.name)] = dest
             else:
                 raise LauncherError(f"{shown} is not a file, directory or link")
@@ -934,6 +934,7 @@ def _fields(data: bytes) -> Iterator[Tuple[int, int, Any]]:
     while i < len(data):
         key, i = _varint(data, i)
         number, wire = key >> 3, key & 7
+        value: Any
         if wire == 0:
             value, i = _varint(data, i)
         elif wire == 1:
@@ -1159,12 +1160,12 @@ class Sdk:
             raise LauncherError(
                 "the clearml package is not installed in the training image"
             ) from None
-        self.task = Task.init(
+        self.task: Any = Task.init(
             auto_connect_arg_parser=False,
             auto_connect_frameworks=False,
             auto_resource_monitoring=False,
         )
-        self.logger = self.task.get_logger()
+        self.logger: Any = self.task.get_logger()
 
     def parameters(self) -> Dict[str, str]:
         return dict(self.task.get_parameters(cast=False) or {})
@@ -1185,7 +1186,7 @@ class Sdk:
         from clearml import Task
 
         try:
-            source = Task.get_task(task_id=task_id)
+            source: Any = Task.get_task(task_id=task_id)
         except ValueError as err:
             raise LauncherError(f"argument mmar: task {task_id} not found: {err}") from None
         artifact = source.artifacts.get(name)
@@ -1202,7 +1203,7 @@ class Sdk:
             ) from None
         if not path:
             raise RetriableError(f"argument mmar: artifact {name!r} could not be fetched")
-        return path
+        return str(path)
 
     def report_scalar(self, title: str, series: str, value: float, iteration: int) -> None:
         self.logger.report_scalar(title, series, value=value, iteration=iteration)
