@@ -6,13 +6,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .cache
 
-echo "== Debian packages: Prometheus (metrics end-to-end test), Chromium (web view test), Lua 5.1/5.4 (Argo CD health check)"
+echo "== Debian packages: Prometheus (metrics end-to-end test), Chromium (web view test), Lua 5.1/5.4 (Argo CD health check), openssl (the launcher's https tests)"
 if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null || [ ! -x /usr/bin/chromium ] \
-  || ! command -v lua5.1 >/dev/null || ! command -v lua5.4 >/dev/null; then
+  || ! command -v lua5.1 >/dev/null || ! command -v lua5.4 >/dev/null || ! command -v openssl >/dev/null; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
-    prometheus chromium fonts-dejavu-core lua5.1 lua5.4
+    prometheus chromium fonts-dejavu-core lua5.1 lua5.4 openssl
 fi
 
 echo "== npm ci"
@@ -37,3 +37,6 @@ node_modules/.bin/node -e '
 
 echo "== fidelity: the real clearml SDK and clearml-agent against the ClearML emulator (pytest)"
 bash test/fidelity/run.sh
+
+echo "== launcher: the Python launcher under the real clearml SDK and clearml-agent (pytest)"
+bash launcher/tests/run.sh

@@ -171,6 +171,10 @@ export function taskRequest(opts: {
       entry_point: launcher.entryPoint,
       working_dir: '.',
       diff: launcher.source,
+      // The launcher imports the clearml SDK. An agent that builds a virtualenv for the task
+      // (External mode) installs it from here; the operator's agent pod uses the image's Python
+      // as it is (CLEARML_AGENT_SKIP_PYTHON_ENV_INSTALL) and ignores it.
+      requirements: { pip: 'clearml\n' },
     },
     container: { image: imageOf(instance.spec) },
     hyperparams: { [ARGS_SECTION]: hyperparameters(instance) },

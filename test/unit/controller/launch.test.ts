@@ -40,7 +40,13 @@ describe('taskRequest', () => {
       name: 'spleen-unet',
       type: 'training',
       project: 'p1',
-      script: { binary: 'python3', entry_point: 'clara_launcher.py', diff: 'print("launch")\n' },
+      script: {
+        binary: 'python3',
+        entry_point: 'clara_launcher.py',
+        diff: 'print("launch")\n',
+        // What a virtualenv-mode agent installs for the launcher.
+        requirements: { pip: 'clearml\n' },
+      },
       container: { image: 'nvcr.io/nvidia/clara-train-sdk:v4.1' },
     });
     expect(req.script?.repository).toBeUndefined();
