@@ -75,6 +75,7 @@ describe('the Dockerfile', () => {
       '/nodejs/bin/node',
       '--max-semi-space-size=2',
       '--v8-pool-size=1',
+      '--optimize-for-size',
       'dist/src/main.js',
     ]);
     expect(image.env).toMatchObject({ MALLOC_ARENA_MAX: '2', UV_THREADPOOL_SIZE: '2' });
