@@ -19,12 +19,15 @@ import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import {
   chmodSync,
+  copyFileSync,
   cpSync,
   existsSync,
   lstatSync,
   mkdirSync,
   readdirSync,
   readFileSync,
+  realpathSync,
+  renameSync,
   rmSync,
   statSync,
 } from 'node:fs';
@@ -415,6 +418,25 @@ export function runtimeSettings(dockerfile = join(REPO_ROOT, 'Dockerfile')): {
   return { nodeFlags: args.slice(0, scriptAt), script: args[scriptAt] ?? '', env };
 }
 
+/**
+ * The repo's Node 24 binary at a path every user can reach, as the base image's /nodejs/bin/node
+ * is: the checkout itself may sit in a directory only its owner may enter (mktemp -d makes 0700).
+ */
+function nodeForAnyUser(): string {
+  const source = realpathSync(join(REPO_ROOT, 'node_modules/.bin/node'));
+  const dir = join(tmpdir(), `clara-operator-node-${process.version}`);
+  const target = join(dir, 'node');
+  if (!existsSync(target)) {
+    mkdirSync(dir, { recursive: true, mode: 0o755 });
+    chmodSync(dir, 0o755);
+    const partial = `${target}.${process.pid}`;
+    copyFileSync(source, partial);
+    chmodSync(partial, 0o755);
+    renameSync(partial, target);
+  }
+  return target;
+}
+
 /** Options of {@link startEntrypoint}. */
 export interface StartOptions {
   args?: string[];
@@ -429,7 +451,8 @@ export interface StartOptions {
 export function startEntrypoint(image: ImageResult, opts: StartOptions = {}): ChildProcess {
   const [, ...args] = image.entrypoint;
   const user = process.getuid?.() === 0 ? image.user : undefined;
-  return spawn(join(REPO_ROOT, 'node_modules/.bin/node'), [...args, ...(opts.args ?? [])], {
+  const node = user ? nodeForAnyUser() : join(REPO_ROOT, 'node_modules/.bin/node');
+  return spawn(node, [...args, ...(opts.args ?? [])], {
     cwd: join(image.root, image.workdir),
     env: { PATH: '/usr/bin:/bin', ...image.env, ...opts.env },
     ...(user && { uid: user.uid, gid: user.gid }),
