@@ -20,7 +20,7 @@ import { parse as parseYaml } from 'yaml';
 
 import { GROUP, PLURAL, VERSION } from '../src/api/clarainstance.ts';
 import type { ClaraObject } from '../src/controller/clarainstance/clara-api.ts';
-import { ClearmlClient } from '../src/clearml/index.ts';
+import { ClearmlClient, ClearmlError } from '../src/clearml/index.ts';
 import { waitFor } from '../test/harness/cluster-env.ts';
 import { installCrd } from '../test/harness/crd.ts';
 import { REPO_ROOT } from '../test/harness/go-build.ts';
@@ -66,6 +66,10 @@ export async function realDemo(opts: RealDemoOptions): Promise<void> {
     throw new DemoError(
       '--real needs --dataset-task <id>: the ClearML Dataset with the Decathlon spleen data ' +
         '(imagesTr/, labelsTr/ and dataset.json) on your server',
+    );
+  if (!/^[0-9a-f]{32}$/.test(opts.datasetTask))
+    throw new DemoError(
+      `--dataset-task ${opts.datasetTask}: expected a ClearML task id (32 lowercase hex characters)`,
     );
   if (opts.agentMode !== undefined && !['Execute', 'External'].includes(opts.agentMode))
     throw new DemoError(`--agent-mode ${opts.agentMode}: expected Execute or External`);
@@ -134,8 +138,11 @@ export async function realDemo(opts: RealDemoOptions): Promise<void> {
   try {
     queues = await clearml.getQueues({ exactName: queue, onlyFields: ['id', 'name'] });
   } catch (err) {
+    const host = `CLEARML_API_HOST=${process.env.CLEARML_API_HOST}`;
+    if (err instanceof ClearmlError && err.status === undefined)
+      throw new DemoError(`cannot reach ClearML at ${host}: ${describeCause(err)}`);
     throw new DemoError(
-      `ClearML at CLEARML_API_HOST=${process.env.CLEARML_API_HOST} did not accept the keys in ` +
+      `ClearML at ${host} did not accept the keys in ` +
         `CLEARML_API_ACCESS_KEY / CLEARML_API_SECRET_KEY: ${(err as Error).message}`,
     );
   }
@@ -213,7 +220,9 @@ export async function realDemo(opts: RealDemoOptions): Promise<void> {
     );
     await deleteAndWait(custom, ref);
     const instance = withOverrides(example, opts, queue);
-    await custom.createNamespacedCustomObject({ ...ref, body: instance });
+    await custom.createNamespacedCustomObject({ ...ref, body: instance }).catch((err: unknown) => {
+      throw new DemoError(`the API server refused the instance: ${apiMessage(err)}`);
+    });
     console.log(
       `  dataset ${opts.datasetTask}, queue ${queue}, agent mode ${(instance.spec as { agent: { mode?: string } }).agent.mode ?? 'Execute'}`,
     );
@@ -281,4 +290,27 @@ async function deleteAndWait(
 function notFound(err: unknown): undefined {
   if (err instanceof k8s.ApiException && err.code === 404) return undefined;
   throw err;
+}
+
+/** The innermost cause of a network failure (ECONNREFUSED, ENOTFOUND, a TLS error), in words. */
+function describeCause(err: Error): string {
+  let inner: unknown = err;
+  while (inner instanceof Error && inner.cause instanceof Error) inner = inner.cause;
+  return inner instanceof Error && inner !== err
+    ? `${err.message} (${inner.message})`
+    : err.message;
+}
+
+/** The apiserver's own message out of a client-node ApiException, not its headers and body dump. */
+function apiMessage(err: unknown): string {
+  if (err instanceof k8s.ApiException) {
+    try {
+      const status = JSON.parse(String(err.body)) as { message?: string };
+      if (status.message) return status.message;
+    } catch {
+      // Not a Status object: fall through to the exception's message.
+    }
+    return `HTTP ${err.code}`;
+  }
+  return err instanceof Error ? err.message : String(err);
 }

@@ -201,8 +201,8 @@ async function main(): Promise<void> {
       image: { type: 'string' },
       kubeconfig: { type: 'string' },
       context: { type: 'string' },
-      namespace: { type: 'string', default: NAMESPACE },
-      timeout: { type: 'string', default: '24h' },
+      namespace: { type: 'string' },
+      timeout: { type: 'string' },
       keep: { type: 'boolean', default: false },
     },
     strict: true,
@@ -213,14 +213,26 @@ async function main(): Promise<void> {
     return;
   }
   if (!values.real) {
-    const only = ['dataset-task', 'queue', 'agent-mode', 'image', 'kubeconfig', 'context', 'keep'];
+    const only = [
+      'dataset-task',
+      'queue',
+      'agent-mode',
+      'image',
+      'kubeconfig',
+      'context',
+      'keep',
+      'namespace',
+      'timeout',
+    ];
     const given = only.filter(
       (o) =>
         values[o as keyof typeof values] !== undefined &&
         values[o as keyof typeof values] !== false,
     );
     if (given.length > 0)
-      throw new DemoError(`--${given.join(', --')} only apply with --real (see --help)`);
+      throw new DemoError(
+        `--${given.join(', --')} ${given.length === 1 ? 'applies' : 'apply'} only with --real (see --help)`,
+      );
     if (process.env.CLEARML_API_HOST && process.env.CLEARML_API_ACCESS_KEY)
       console.log(
         'Note: ClearML keys are set in this shell; `npm run demo -- --real --dataset-task <id>` ' +
@@ -232,12 +244,12 @@ async function main(): Promise<void> {
   await realDemo({
     kubeconfig: values.kubeconfig,
     context: values.context,
-    namespace: values.namespace,
+    namespace: values.namespace ?? NAMESPACE,
     datasetTask: values['dataset-task'],
     queue: values.queue,
     agentMode: values['agent-mode'],
     image: values.image,
-    timeoutMs: durationMs(values.timeout),
+    timeoutMs: durationMs(values.timeout ?? '24h'),
     keep: values.keep,
   });
 }

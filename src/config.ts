@@ -20,7 +20,7 @@ export const SETTINGS = {
   kubeconfig: {
     flag: 'kubeconfig',
     env: 'KUBECONFIG',
-    help: 'kubeconfig file; in-cluster config when unset',
+    help: 'kubeconfig file; when unset, the in-cluster config, else ~/.kube/config',
   },
   namespaces: {
     flag: 'namespaces',

@@ -7,6 +7,7 @@
  */
 import { createServer } from 'node:http';
 import type { RequestListener, Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { existsSync } from 'node:fs';
 import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
@@ -95,9 +96,13 @@ async function main(): Promise<void> {
     }),
   );
   log.info(
-    { address: config.webAddress, auth: config.webToken ? 'bearer' : 'none (loopback)' },
+    {
+      address: bound(web, config.webAddress),
+      auth: config.webToken ? 'bearer' : 'none (loopback)',
+    },
     'web view serving',
   );
+  log.info({ address: bound(metricsServer, config.metricsAddress) }, 'metrics serving');
 
   let leading = !config.leaderElect;
   let shuttingDown = false;
@@ -106,6 +111,8 @@ async function main(): Promise<void> {
     // A standby replica is ready too: it is healthy, only not leading.
     ready: () => !leading || controller.hasSynced(),
   });
+
+  log.info({ address: bound(health, config.healthAddress) }, 'health endpoints serving');
 
   let elector: LeaderElector | undefined;
   // Signals are handled from here on, also while the first list of a slow API server is pending.
@@ -222,6 +229,13 @@ async function listen(flag: string, address: string, handler: RequestListener): 
     );
   });
   return server;
+}
+
+/** `host:port` a server listens on, with the port the system chose for port 0. */
+function bound(server: Server, address: string): string {
+  const port = (server.address() as AddressInfo | null)?.port;
+  const host = address.slice(0, address.lastIndexOf(':'));
+  return port === undefined ? address : `${host}:${port}`;
 }
 
 main().catch((err: unknown) => {

@@ -49,7 +49,7 @@ export function requireTokenUnlessLocal(address: string, token: string | undefin
   if (isLoopbackHost(host)) return;
   throw new Error(
     `the web view would listen on ${address} (${host === '' ? 'all interfaces' : 'not loopback'}) ` +
-      'without a token: set a token, or bind it to 127.0.0.1',
+      'without a token: set CLARA_WEB_TOKEN (16+ characters), or bind it to 127.0.0.1',
   );
 }
 

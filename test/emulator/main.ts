@@ -7,15 +7,36 @@ import { parseArgs } from 'node:util';
 
 import { startEmulator } from './emulator.ts';
 
-const { values } = parseArgs({
-  options: {
-    port: { type: 'string', default: '8008' },
-    'files-port': { type: 'string', default: '8081' },
-    host: { type: 'string', default: '127.0.0.1' },
-    'worker-queue': { type: 'string', multiple: true, default: [] },
-    trace: { type: 'boolean', default: false },
-  },
-});
+const USAGE = `Usage: npm run emulator -- [--port N] [--files-port N] [--host H] [--worker-queue NAME]... [--trace]
+
+The ClearML API emulator (API on --port, default 8008; files on --files-port, default 8081, as
+ClearML's own defaults). --worker-queue starts a simulated agent serving that queue (and creates
+it); --trace logs every call to stderr. Prints the URLs and keys as one JSON line on stdout.
+`;
+
+function parseFlags() {
+  try {
+    return parseArgs({
+      options: {
+        port: { type: 'string', default: '8008' },
+        'files-port': { type: 'string', default: '8081' },
+        host: { type: 'string', default: '127.0.0.1' },
+        'worker-queue': { type: 'string', multiple: true, default: [] },
+        trace: { type: 'boolean', default: false },
+        help: { type: 'boolean', default: false },
+      },
+    }).values;
+  } catch (err) {
+    process.stderr.write(`emulator: ${(err as Error).message}\n\n${USAGE}`);
+    process.exit(2);
+  }
+}
+
+const values = parseFlags();
+if (values.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
 
 const emulator = await startEmulator({
   port: Number(values.port),

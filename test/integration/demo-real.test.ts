@@ -23,6 +23,7 @@ import {
 import { installCrd } from '../harness/crd.ts';
 import { REPO_ROOT } from '../harness/go-build.ts';
 import { createDataset } from '../harness/operator-env.ts';
+import { freePort } from '../harness/operator-process.ts';
 
 const kc = testKubeConfig();
 const QUEUE = 'demo-real-gpu';
@@ -173,9 +174,20 @@ describe('npm run demo -- --real', () => {
     expect(noDataset.code).toBe(1);
     expect(noDataset.out).toContain('--real needs --dataset-task');
 
+    const badId = await demo([...common.slice(0, -1), '--dataset-task=notanid']);
+    expect(badId.code).toBe(1);
+    expect(badId.out).toContain('--dataset-task notanid: expected a ClearML task id');
+
+    // A port nothing listens on (fetch refuses well-known ports such as 1 before connecting).
+    const closed = `http://127.0.0.1:${await freePort()}`;
+    const unreachable = await demo([...common, `--queue=${QUEUE}`], { CLEARML_API_HOST: closed });
+    expect(unreachable.code).toBe(1);
+    expect(unreachable.out).toContain(`cannot reach ClearML at CLEARML_API_HOST=${closed}`);
+    expect(unreachable.out).toContain('ECONNREFUSED');
+
     const localOnly = await demo(['--queue=x']);
     expect(localOnly.code).toBe(1);
-    expect(localOnly.out).toContain('--queue only apply with --real');
+    expect(localOnly.out).toContain('--queue applies only with --real');
 
     await expect(
       kc.makeApiClient(k8s.CoreV1Api).readNamespace({ name: namespace }),

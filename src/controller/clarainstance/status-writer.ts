@@ -133,11 +133,13 @@ export async function writeStatusIfChanged(
   const from = obj.status?.phase;
   if (from !== status.phase && written !== obj) {
     ctx.log.info({ from, to: status.phase, taskId: status.taskId }, 'phase changed');
-    // One event per phase transition, Warning for the ends a user must look at.
-    const warning = status.phase === 'Failed' || status.phase === 'Aborted';
+    // One event per phase transition; a Warning, named after the cause, when the run failed or
+    // is blocked on something a user must fix (Ready False for any reason but a suspend).
+    const ready = status.conditions?.find((c) => c.type === 'Ready');
+    const warning = ready?.status === 'False' && ready.reason !== 'Suspended';
     ctx.events.record(written, {
       type: warning ? 'Warning' : 'Normal',
-      reason: status.phase ?? 'Pending',
+      reason: (warning ? ready.reason : status.phase) ?? 'Pending',
       note: status.message ?? `phase ${from ?? 'none'} -> ${status.phase}`,
     });
   }
