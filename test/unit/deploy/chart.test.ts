@@ -328,6 +328,14 @@ describe('values', () => {
       set: { replicaCount: '2', 'leaderElection.enabled': 'false' },
       error: 'replicaCount above 1 needs leaderElection.enabled',
     },
+    {
+      set: { maxOldSpaceSizeMb: '400' },
+      error: 'maxOldSpaceSizeMb 400 leaves too little of resources.limits.memory 256Mi',
+    },
+    {
+      set: { maxOldSpaceSizeMb: '1000', 'resources.limits.memory': '1Gi' },
+      error: 'maxOldSpaceSizeMb 1000 leaves too little of resources.limits.memory 1Gi',
+    },
   ])('refuses $set with "$error"', async ({ set, error }) => {
     await expect(renderChartText({ set })).rejects.toThrow(error);
   });
