@@ -87,8 +87,10 @@ export async function startOperator(opts: {
   namespaces: string[];
   pollIntervalMs?: number;
   hooks?: OperatorHooks;
+  /** An emulator to use (and leave running at stop), e.g. to restart the operator against it. */
+  emulator?: RunningEmulator;
 }): Promise<OperatorEnv> {
-  const emulator = await startEmulator({ port: 0, filesPort: 0 });
+  const emulator = opts.emulator ?? (await startEmulator({ port: 0, filesPort: 0 }));
   const log = new MemoryLogger();
   const events = new MemoryEvents();
   const controller = new ClaraInstanceController({
@@ -118,7 +120,7 @@ export async function startOperator(opts: {
     events,
     stop: async () => {
       await controller.stop(2_000);
-      await emulator.stop();
+      if (!opts.emulator) await emulator.stop();
     },
   };
 }

@@ -473,6 +473,12 @@ async function handleClearmlError(
     });
     return { requeueAfterMs: ctx.config.pollIntervalMs };
   }
+  // A finished run whose spec is all applied has a final status: an outage only delays noticing a
+  // later change, so it backs off without writing ClearMLUnavailable next to Ready=Completed.
+  const finished =
+    isTerminal((obj.status?.phase ?? 'Pending') as Phase) &&
+    obj.status?.observedGeneration === obj.metadata.generation;
+  if (err instanceof ClearmlError && err.retriable && finished) throw err;
   if (err instanceof ClearmlError) {
     const problem: Problem = {
       on: 'TaskReady',
