@@ -23,6 +23,11 @@ export interface WorkerBehaviour {
   iterationMs: number;
   /** With `fail`: the iteration at which the run fails (default half way). */
   failAt?: number;
+  /**
+   * How long the agent takes to act on a stop request (default 0). The real one notices it at
+   * its next status poll, seconds later; until then the task stays in_progress, "stopping".
+   */
+  stopAckMs?: number;
 }
 
 /** Options of {@link SimulatedWorker}. */
@@ -153,6 +158,7 @@ export class SimulatedWorker {
       iterations: Number.isInteger(iterations) && iterations > 0 ? iterations : merged.iterations,
       iterationMs:
         Number.isFinite(iterationMs) && iterationMs >= 0 ? iterationMs : merged.iterationMs,
+      ...(merged.stopAckMs === undefined ? {} : { stopAckMs: merged.stopAckMs }),
       ...(Number.isInteger(failAt)
         ? { failAt }
         : merged.failAt === undefined
@@ -209,7 +215,7 @@ export class SimulatedWorker {
       const abort = this.#abortRequested(taskId);
       if (abort === 'gone') return;
       if (abort === 'stop') {
-        this.#reportStopped(taskId);
+        await this.#reportStopped(taskId, behaviour);
         return;
       }
       if (behaviour.outcome === 'fail' && i === failAt) {
@@ -226,7 +232,7 @@ export class SimulatedWorker {
         return;
       }
       if (behaviour.outcome === 'hang' && i === failAt) {
-        await this.#hang(taskId);
+        await this.#hang(taskId, behaviour);
         return;
       }
       const values = scalarsAt(i, behaviour.iterations, random);
@@ -259,15 +265,19 @@ export class SimulatedWorker {
   }
 
   /** Stops reporting but keeps the task in_progress until it is stopped or the worker stops. */
-  async #hang(taskId: string): Promise<void> {
+  async #hang(taskId: string, behaviour: WorkerBehaviour): Promise<void> {
     this.#log(taskId, 'waiting for data loader...');
     while (this.#running && this.#abortRequested(taskId) === undefined)
       await sleep(this.#opts.pollMs ?? 25);
-    if (this.#abortRequested(taskId) === 'stop') this.#reportStopped(taskId);
+    if (this.#abortRequested(taskId) === 'stop') await this.#reportStopped(taskId, behaviour);
   }
 
-  /** What the real agent does when it sees "stopping": kill, log, report `stopped`. */
-  #reportStopped(taskId: string): void {
+  /**
+   * What the real agent does when it sees "stopping" (after `stopAckMs`): kill, log, report
+   * `stopped` if the task is still in_progress then.
+   */
+  async #reportStopped(taskId: string, behaviour: WorkerBehaviour): Promise<void> {
+    if (behaviour.stopAckMs) await sleep(behaviour.stopAckMs);
     this.#log(taskId, 'Process aborted by user', 'warning');
     if (this.#opts.state.tasks.get(taskId)?.status === 'in_progress') {
       this.#call('tasks.stopped', {

@@ -188,9 +188,11 @@ describe('trouble during the run', () => {
 
 describe('suspend and spec changes', () => {
   test('suspend aborts the task and removes the pod; resume enqueues the same task', async () => {
+    // The agent acts on a stop request seconds later, as the real one does at its next poll: a
+    // resume in that window must not let the old run's late "stopped" abort the resumed one.
     env.emulator.startWorker({
       queues: ['q-pausable'],
-      behaviour: { iterations: 40, iterationMs: 100 },
+      behaviour: { iterations: 40, iterationMs: 100, stopAckMs: 3_000 },
     });
     await createInstance(kc, namespace, instance('pausable', { queue: 'q-pausable' }));
     const running = await waitForStatus(
@@ -212,6 +214,8 @@ describe('suspend and spec changes', () => {
       labelSelector: `clara-operator.io/task-id=${taskId}`,
     });
     expect(pods.items.filter((p) => !p.metadata?.deletionTimestamp)).toHaveLength(0);
+    // Stopped for good, not left in_progress "stopping" for an agent whose pod is gone.
+    expect(env.emulator.state.tasks.get(taskId)?.status).toBe('stopped');
 
     await patchSpec('pausable', { suspend: false });
     const resumed = await waitForStatus(
@@ -220,6 +224,13 @@ describe('suspend and spec changes', () => {
       (o) => ['Queued', 'Running', 'Completed'].includes(o.status?.phase ?? ''),
     );
     expect(resumed.status?.taskId).toBe(taskId);
+    // Past the old agent's late acknowledgement, the resumed run goes on to Completed.
+    const finished = await waitForStatus(
+      kc,
+      { namespace, name: 'pausable', what: 'Completed after the resume', timeoutMs: 60_000 },
+      (o) => ['Completed', 'Aborted', 'Failed'].includes(o.status?.phase ?? ''),
+    );
+    expect(finished.status?.phase).toBe('Completed');
   });
 
   test('a change to a launch field starts a new run and keeps the old task in history', async () => {

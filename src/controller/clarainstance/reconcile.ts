@@ -103,6 +103,7 @@ async function reconcileRun(
 
   let snapshot: TaskSnapshot | undefined;
   let projectId: string | undefined;
+  let resuming: boolean;
   try {
     const found = await findOrCreateTask(ctx, { obj, instance, client });
     if ('problem' in found) {
@@ -113,13 +114,18 @@ async function reconcileRun(
     snapshot = found.snapshot;
     projectId = snapshot.task.project;
 
-    snapshot = await applySuspendAndQueue(ctx, { obj, instance, client, snapshot });
+    ({ snapshot, resuming } = await applySuspendAndQueue(ctx, {
+      obj,
+      instance,
+      client,
+      snapshot,
+    }));
   } catch (err) {
     return handleClearmlError(ctx, obj, err);
   }
 
   const taskId = snapshot.task.id;
-  const phase = phaseOfTask(snapshot.task.status, instance.spec.suspend);
+  const phase = phaseOfTask(snapshot.task.status, instance.spec.suspend || resuming);
   if (phase === 'Failed' && snapshot.failureLog === undefined) {
     // Seen failed outside the poller (for example after a restart): read the log tail once.
     const failureLog = await readLogTail(client, taskId).catch(() => undefined);
@@ -141,9 +147,10 @@ async function reconcileRun(
       problem: undefined,
       taskUrl: projectId ? taskUrl(conn, projectId, taskId) : undefined,
       now: ctx.now(),
+      resuming,
     }),
   );
-  return undefined;
+  return resuming ? { requeueAfterMs: RESUME_RECHECK_MS } : undefined;
 }
 
 type FoundTask = { obj: ClaraObject; snapshot: TaskSnapshot } | { problem: Problem };
@@ -289,9 +296,19 @@ async function checkDataset(
   return undefined;
 }
 
+/** How soon a resume that waits for the suspended run's agent pod to go looks again. */
+const RESUME_RECHECK_MS = 1_000;
+
 /**
  * Suspends (dequeue or stop) or enqueues the task as the spec says. Returns the task's snapshot
- * after the change. A queue that does not exist is a problem, not created behind the user's back.
+ * after the change, and whether a resume waits for the suspended run's agent pod to be gone
+ * (enqueued before that, the old agent's late `stopped` report could abort the resumed run). A
+ * queue that does not exist is a problem, not created behind the user's back.
+ *
+ * A running task is stopped for good at once: `tasks.stop` leaves it in_progress ("stopping")
+ * while its agent lives, but the operator removes the agent pod of a suspended run, so nothing
+ * would ever report the stop; `tasks.stopped force` ends it (an agent still running it sees the
+ * status change and stops, as the agent does for any unexpected status).
  */
 async function applySuspendAndQueue(
   ctx: ReconcileContext,
@@ -301,16 +318,33 @@ async function applySuspendAndQueue(
     client: ClearmlClient;
     snapshot: TaskSnapshot;
   },
-): Promise<TaskSnapshot> {
+): Promise<{ snapshot: TaskSnapshot; resuming: boolean }> {
   const { obj, instance, client } = opts;
   const key = objectKey(obj);
   let { snapshot } = opts;
+  let resuming = false;
   const task = snapshot.task;
 
   if (instance.spec.suspend) {
     if (task.status === 'queued' || task.status === 'in_progress') {
-      await client.stopTask({ task: task.id, force: true, statusReason: SUSPEND_REASON });
-      snapshot = withTask(snapshot, { status: 'stopped', status_reason: SUSPEND_REASON });
+      if (task.status === 'queued' || task.status_message !== 'stopping') {
+        await client.stopTask({ task: task.id, force: true, statusReason: SUSPEND_REASON });
+      }
+      if (task.status === 'in_progress') {
+        const [after] = await client.getTasks({ ids: [task.id], onlyFields: ['id', 'status'] });
+        if (after?.status === 'in_progress') {
+          await client.markTaskStopped({
+            task: task.id,
+            force: true,
+            statusReason: SUSPEND_REASON,
+          });
+        }
+      }
+      snapshot = withTask(snapshot, {
+        status: 'stopped',
+        status_reason: SUSPEND_REASON,
+        status_message: '',
+      });
       ctx.log.info({ taskId: task.id }, 'run suspended');
       ctx.events.record(obj, {
         reason: 'Suspended',
@@ -322,7 +356,17 @@ async function applySuspendAndQueue(
     // Resume only a run the operator suspended: its agent may have rewritten the reason
     // ("user abort"), so the stored phase tells; a task aborted in ClearML stays Aborted.
     const resumable = task.status === 'stopped' && obj.status?.phase === 'Suspended';
-    if (task.status === 'created' || resumable) {
+    // The resumed run's pod has the old one's name: that one must be gone first.
+    const namespace = obj.metadata.namespace ?? '';
+    const oldAgent = ctx.pods
+      .ofInstance(namespace, obj.metadata.uid ?? '')
+      .find((p) => p.metadata?.name === agentPodName(obj.metadata.name ?? '', task.id));
+    if (resumable && oldAgent) {
+      resuming = true;
+      if (!oldAgent.metadata?.deletionTimestamp)
+        await ctx.pods.delete(namespace, oldAgent.metadata?.name ?? '');
+      ctx.log.info({ taskId: task.id }, "resume waits for the suspended run's agent pod to go");
+    } else if (task.status === 'created' || resumable) {
       const queues = await client.getQueues({
         exactName: instance.spec.queue,
         onlyFields: ['id', 'name'],
@@ -342,7 +386,7 @@ async function applySuspendAndQueue(
     }
   }
   ctx.poller.remember(key, snapshot);
-  return snapshot;
+  return { snapshot, resuming };
 }
 
 class QueueMissing extends Error {

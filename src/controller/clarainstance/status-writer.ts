@@ -29,6 +29,8 @@ export interface StatusInputs {
   problem: Problem | undefined;
   taskUrl: string | undefined;
   now: Date;
+  /** A resume waits for the suspended run's agent pod to go: the run still reads Suspended. */
+  resuming?: boolean;
 }
 
 /** The status for what was observed. Pure. */
@@ -36,7 +38,7 @@ export function buildStatus(inputs: StatusInputs): ClaraInstanceStatus {
   const { obj, instance, snapshot, pod, problem } = inputs;
   const previous = obj.status ?? {};
   const task = snapshot?.task;
-  const suspended = instance?.spec.suspend ?? false;
+  const suspended = (instance?.spec.suspend ?? false) || inputs.resuming === true;
   // Without a fresh look at the task (ClearML unreachable after a restart), the phase last seen
   // stands: a finished run must not read Pending because ClearML is down.
   const phase = task
