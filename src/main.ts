@@ -69,7 +69,10 @@ async function main(): Promise<void> {
     queueMetrics: metrics.queueMetrics,
     onReconcile: metrics.onReconcile,
   });
-  metrics.collectInstances(() => controller.instances());
+  let leading = !config.leaderElect;
+  // Per-instance series come from the leader alone: two replicas exporting the same run's
+  // scalars would double every sum a dashboard takes.
+  metrics.collectInstances(() => (leading ? controller.instances() : []));
   metrics.collectController({
     queue: () => controller.queue.stats(),
     reflectors: () => controller.reflectorStats(),
@@ -104,12 +107,11 @@ async function main(): Promise<void> {
   );
   log.info({ address: bound(metricsServer, config.metricsAddress) }, 'metrics serving');
 
-  let leading = !config.leaderElect;
   let shuttingDown = false;
   const health = await serveHealth(config.healthAddress, {
     live: () => true,
-    // A standby replica is ready too: it is healthy, only not leading.
-    ready: () => !leading || controller.hasSynced(),
+    // A standby replica is ready once its ClaraInstance cache listed: it serves the web view.
+    ready: () => (leading ? controller.hasSynced() : controller.cacheSynced()),
   });
 
   log.info({ address: bound(health, config.healthAddress) }, 'health endpoints serving');
@@ -136,6 +138,9 @@ async function main(): Promise<void> {
   process.once('SIGINT', (s) => void shutdown(s));
 
   if (config.leaderElect) {
+    // A standby keeps the ClaraInstance cache too, so its web view (the Service sends requests
+    // to every ready replica) shows what the leader's does.
+    controller.startCache();
     elector = new LeaderElector({
       lock: createLeaseLock({
         kubeConfig: kc,

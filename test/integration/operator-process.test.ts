@@ -139,6 +139,25 @@ describe('two replicas with leader election', () => {
     expect(acted(leader)).toBe(true);
     expect(acted(standby)).toBe(false);
 
+    // The Service sends web requests to both replicas: the standby's view shows the run too,
+    // while the run's metric series come from the leader alone.
+    const standbyRuns = await waitFor(
+      async () => {
+        const body = (await (await fetch(`${standby.webUrl}/api/instances`)).json()) as {
+          instances: { namespace: string; name: string; phase: string }[];
+        };
+        return body.instances.find(
+          (r) => r.namespace === namespace && r.name === 'elected' && r.phase === 'Running',
+        );
+      },
+      { what: "the standby's web view to list the run as Running" },
+    );
+    expect(standbyRuns.phase).toBe('Running');
+    expect((await fetch(`${standby.healthUrl}/readyz`)).status).toBe(200);
+    const series = `clara_instance_info{namespace="${namespace}",name="elected"`;
+    expect(await (await fetch(leader.metricsUrl)).text()).toContain(series);
+    expect(await (await fetch(standby.metricsUrl)).text()).not.toContain(series);
+
     const killedAtMs = Date.now();
     await leader.kill();
     await waitFor(async () => ((await holder()) !== leaderId ? true : undefined), {

@@ -89,6 +89,9 @@ export class ClaraInstanceController {
   readonly #clearml: ClearmlClients;
   readonly #secrets: SecretReader;
   #running: Promise<void> | undefined;
+  #cacheStarted = false;
+  /** Whether `start()` ran: before it, cache events only fill the cache (a standby's view). */
+  #reconciling = false;
 
   constructor(opts: ControllerOptions) {
     this.#opts = opts;
@@ -114,12 +117,12 @@ export class ClaraInstanceController {
       }),
       logger: opts.log,
       handlers: {
-        onAdd: (obj) => this.queue.add(objectKey(obj)),
+        onAdd: (obj) => this.#enqueue(objectKey(obj)),
         onUpdate: (before, after) => {
           // Our own status writes come back as updates; only what can change a decision counts.
-          if (needsReconcile(before, after)) this.queue.add(objectKey(after));
+          if (needsReconcile(before, after)) this.#enqueue(objectKey(after));
         },
-        onDelete: (obj) => this.queue.add(objectKey(obj)),
+        onDelete: (obj) => this.#enqueue(objectKey(obj)),
       },
     });
     this.#pods = new ReflectorGroup<k8s.V1Pod>({
@@ -139,9 +142,28 @@ export class ClaraInstanceController {
     });
   }
 
+  /**
+   * Starts the ClaraInstance cache alone, without reconciling: a standby replica calls it so
+   * that its web view shows the runs as the leader's does (controller-runtime likewise starts
+   * its caches before leader election). Idempotent; `start()` calls it too.
+   */
+  startCache(): void {
+    if (this.#cacheStarted) return;
+    this.#cacheStarted = true;
+    this.#instances.start();
+  }
+
+  /** Whether the ClaraInstance cache has listed (a standby's readiness). */
+  cacheSynced(): boolean {
+    return this.#instances.hasSynced();
+  }
+
   /** Starts watching and reconciling; resolves once the caches synced and workers run. */
   async start(): Promise<void> {
-    this.#instances.start();
+    this.#reconciling = true;
+    this.startCache();
+    // Instances cached while standing by had their events before reconciling began.
+    for (const key of this.#instances.store.keys()) this.queue.add(key);
     this.#pods.start();
     const synced = await Promise.all([this.#instances.waitForSync(), this.#pods.waitForSync()]);
     if (!synced.every(Boolean)) return;
@@ -223,6 +245,10 @@ export class ClaraInstanceController {
       { drained: result.drained, unfinished: result.unfinishedKeys },
       'controller stopped',
     );
+  }
+
+  #enqueue(key: string): void {
+    if (this.#reconciling) this.queue.add(key);
   }
 
   /** Whether both caches have synced (for /readyz). */
