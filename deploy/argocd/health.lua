@@ -87,7 +87,14 @@ if phase ~= "Pending" and phase ~= "Queued" and phase ~= "Running" then
   return hs
 end
 
--- Pending, Queued or Running from here on.
+-- Pending, Queued or Running from here on. ClearML out of reach is an outage the operator rides
+-- out with backoff, not a fault of this run: Degraded would page people for every blip.
+if ready ~= nil and ready.status == "False" and ready.reason == "ClearMLUnavailable" then
+  hs.status = "Progressing"
+  hs.message = describe(ready, phase .. ": waiting for ClearML")
+  return hs
+end
+
 if ready ~= nil and ready.status == "False" then
   hs.status = "Degraded"
   hs.message = describe(ready, phase .. ": blocked")
