@@ -1,17 +1,35 @@
 /**
  * `npm run cluster:up` / `npm run cluster:down`: the local test control plane for people. It
- * keeps running in the background after `up`, with its kubeconfig and logs in `.cluster/`.
+ * keeps running in the background after `up`, with its kubeconfig, logs and `cluster.json` (the
+ * pids `down` stops) in `.cluster/` of the checkout.
+ *
+ * CLARA_CLUSTER_DIR=<dir> puts that state in another directory instead, for `up`, `down` and
+ * `npm run demo` alike; a control plane started that way is stopped with the same variable set.
+ * The demo's own test uses it so that it never touches a developer's `.cluster/`.
  */
 import { existsSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
-import { join } from 'node:path';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 
 import { startLocalCluster, stopCluster } from '../test/harness/cluster.ts';
 import type { ClusterState } from '../test/harness/cluster.ts';
 import { HarnessError } from '../test/harness/errors.ts';
 import { REPO_ROOT } from '../test/harness/go-build.ts';
 
-const DIR = join(REPO_ROOT, '.cluster');
+const DIR = process.env.CLARA_CLUSTER_DIR
+  ? resolve(process.env.CLARA_CLUSTER_DIR)
+  : join(REPO_ROOT, '.cluster');
 const STATE = join(DIR, 'cluster.json');
+
+/** The command that stops the control plane `up` started, with CLARA_CLUSTER_DIR when it is set. */
+export const DOWN_COMMAND = process.env.CLARA_CLUSTER_DIR
+  ? `CLARA_CLUSTER_DIR=${DIR} npm run cluster:down`
+  : 'npm run cluster:down';
+
+/** `path` relative to the working directory when it lies inside it (`.cluster/kubectl`). */
+export function displayPath(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : path;
+}
 
 function runningState(): ClusterState | undefined {
   if (!existsSync(STATE)) return undefined;
@@ -38,9 +56,9 @@ export async function up(): Promise<ClusterState> {
   console.log(`
 The local control plane is running (${state.server}).
   export KUBECONFIG=${state.kubeconfig}
-  .cluster/kubectl get nodes        # kubectl of the same Kubernetes release
+  ${displayPath(kubectl)} get nodes        # kubectl of the same Kubernetes release
   logs: ${join(state.dir, 'controlplane.log')}
-  stop: npm run cluster:down`);
+  stop: ${DOWN_COMMAND}`);
   return state;
 }
 

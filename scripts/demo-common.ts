@@ -19,7 +19,10 @@ export const EXAMPLE = join(REPO_ROOT, 'examples', 'spleen-ct-segmentation.yaml'
 /** The launcher every task of the demo carries (the operator's default `--launcher-script`). */
 export const LAUNCHER = join(REPO_ROOT, 'launcher', 'clara_launcher.py');
 
-const FINAL_PHASES = ['Completed', 'Failed', 'Aborted'];
+/** Final phases other than Completed: the demo stops on them and exits non-zero. */
+const UNSUCCESSFUL_PHASES = ['Failed', 'Aborted'];
+/** How long the operator gets to drain after SIGTERM (it needs about 10 s) before SIGKILL. */
+const OPERATOR_STOP_TIMEOUT_MS = 20_000;
 
 /**
  * Reasons of a Ready=False condition that a person must act on (the operator waits for a fix),
@@ -48,15 +51,16 @@ export class DemoError extends HarnessError {
 }
 
 /**
- * Prints each change of phase, task, pod and dice until the instance reaches a final phase with
- * its models read, and returns it. Stops with the operator's message when a condition needs a
- * person (a missing dataset, queue or Secret), and after `timeoutMs`.
+ * Prints each change of phase, task, pod and dice until the instance reaches Completed with its
+ * models read, and returns it. Throws DemoError (after printing what the run reported) when it
+ * ends Failed or Aborted; with the operator's message when a condition needs a person (a missing
+ * dataset, queue or Secret); when `operator` exits before the end; and after `timeoutMs`.
  */
 export async function follow(
   kc: k8s.KubeConfig,
   namespace: string,
   name: string,
-  opts: { timeoutMs: number; operatorLog: string },
+  opts: { timeoutMs: number; operatorLog: string; operator?: ChildProcess },
 ): Promise<ClaraObject> {
   const deadline = Date.now() + opts.timeoutMs;
   let last = '';
@@ -73,7 +77,18 @@ export async function follow(
         : '');
     if (line !== last) console.log(line);
     last = line;
-    if (obj && status && FINAL_PHASES.includes(status.phase ?? '') && status.models) return obj;
+    if (obj && status?.phase === 'Completed' && status.models) return obj;
+
+    // A failed run may have no models at all, so it does not wait for them.
+    if (obj && status && UNSUCCESSFUL_PHASES.includes(status.phase ?? '')) {
+      printSummary(obj);
+      const ready = status.conditions?.find((c) => c.type === 'Ready');
+      throw new DemoError(
+        `${namespace}/${name} ended ${status.phase}` +
+          (ready ? ` (${ready.reason}: ${ready.message ?? ''})` : '') +
+          `; see ${opts.operatorLog}`,
+      );
+    }
     const blocked = status?.conditions?.find(
       (c) => c.type === 'Ready' && c.status === 'False' && NEEDS_A_FIX.includes(c.reason ?? ''),
     );
@@ -82,13 +97,30 @@ export async function follow(
         `${namespace}/${name} is blocked: ${blocked.reason}: ${blocked.message ?? ''}`,
       );
     }
+
+    // Nothing else moves the instance on; waiting for the deadline would only hide why.
+    const exit = opts.operator && exitDescription(opts.operator);
+    if (exit)
+      throw new DemoError(
+        `the operator ${exit} before ${namespace}/${name} finished; see ${opts.operatorLog}`,
+      );
     if (Date.now() > deadline)
       throw new DemoError(
-        `${namespace}/${name} did not finish within ${Math.round(opts.timeoutMs / 1000)} s; ` +
-          `see ${opts.operatorLog}`,
+        `${namespace}/${name} did not finish within ${Math.round(opts.timeoutMs / 1000)} s ` +
+          (status?.phase === 'Completed'
+            ? '(it is Completed, but the operator reported no models)'
+            : `(phase ${status?.phase ?? 'not set'})`) +
+          `; see ${opts.operatorLog}`,
       );
     await new Promise((r) => setTimeout(r, 500));
   }
+}
+
+/** How `child` ended ("exited with code 1", "was killed by SIGKILL"), or undefined if running. */
+function exitDescription(child: ChildProcess): string | undefined {
+  if (child.signalCode !== null) return `was killed by ${child.signalCode}`;
+  if (child.exitCode !== null) return `exited with code ${child.exitCode}`;
+  return undefined;
 }
 
 export function printSummary(obj: ClaraObject): void {
@@ -99,7 +131,7 @@ export function printSummary(obj: ClaraObject): void {
   }
   console.log('Models:');
   for (const model of status.models ?? [])
-    console.log(`  ${model.name}  ${model.framework ?? ''}  ${model.uri}`);
+    console.log(`  ${[model.name, model.framework, model.uri].filter(Boolean).join('  ')}`);
   console.log(`Task in the ClearML UI: ${status.taskUrl ?? '(no web host)'}`);
   for (const c of status.conditions ?? [])
     console.log(`Condition ${c.type}=${c.status} (${c.reason}): ${c.message}`);
@@ -123,12 +155,18 @@ export function startOperatorProcess(args: string[], logFile: string): ChildProc
   return child;
 }
 
-/** Stops the operator and waits for it to exit (it drains within 10 s). */
+/**
+ * Stops the operator and waits for it to exit: SIGTERM, then SIGKILL if it has not drained
+ * within OPERATOR_STOP_TIMEOUT_MS, so a stuck operator cannot keep the demo from exiting.
+ * Idempotent.
+ */
 export async function stopOperatorProcess(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
+  if (exitDescription(child)) return;
   const exited = new Promise((r) => child.once('exit', r));
   child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), OPERATOR_STOP_TIMEOUT_MS);
   await exited;
+  clearTimeout(timer);
 }
 
 /**

@@ -7,7 +7,13 @@
  *
  * The control plane keeps running afterwards (`npm run cluster:down` stops it); the emulator and
  * the operator stop with the demo. The simulated worker plays clearml-agent: it reports scalars,
- * log lines and a model the way a Clara run does, without a GPU.
+ * log lines and a model the way a Clara run does, without a GPU. The control plane's state and
+ * the operator's log are in `.cluster/`, or in CLARA_CLUSTER_DIR when that is set (see
+ * scripts/cluster.ts).
+ *
+ * It exits 0 once the instance is Completed and its summary is printed, and 1 with a one-line
+ * `clara-operator demo: ...` message otherwise: the run ended Failed or Aborted, a condition needs
+ * a fix, the operator exited, or the run did not finish within TIMEOUT_MS.
  *
  * `npm run demo -- --real ...` runs the same demo against your own cluster and ClearML server
  * instead (scripts/demo-real.ts); `npm run demo -- --help` lists the options.
@@ -28,7 +34,7 @@ import { HarnessError } from '../test/harness/errors.ts';
 import { GPU_RESOURCE, loadKubeConfig } from '../test/harness/cluster.ts';
 import { createCredentialsSecret, createDataset } from '../test/harness/operator-env.ts';
 import { freePort } from '../test/harness/operator-process.ts';
-import { up } from './cluster.ts';
+import { displayPath, DOWN_COMMAND, up } from './cluster.ts';
 import {
   DemoError,
   EXAMPLE,
@@ -103,9 +109,9 @@ async function localDemo(): Promise<void> {
     },
   );
 
-  step(4, STEPS, 'The operator (node src/main.ts), logging to .cluster/operator.log');
-  const webPort = await freePort();
   const operatorLog = join(cluster.dir, 'operator.log');
+  step(4, STEPS, `The operator (node src/main.ts), logging to ${displayPath(operatorLog)}`);
+  const webPort = await freePort();
   const operator = startOperatorProcess(
     [
       `--kubeconfig=${cluster.kubeconfig}`,
@@ -146,6 +152,7 @@ async function localDemo(): Promise<void> {
     const done = await follow(kc, NAMESPACE, example.metadata.name ?? '', {
       timeoutMs: TIMEOUT_MS,
       operatorLog,
+      operator,
     });
     console.log(
       await kubectl(cluster.kubectl, [
@@ -159,7 +166,7 @@ async function localDemo(): Promise<void> {
     );
     printSummary(done);
     console.log(
-      `\nThe control plane keeps running (KUBECONFIG=${cluster.kubeconfig}); stop it with: npm run cluster:down`,
+      `\nThe control plane keeps running (KUBECONFIG=${cluster.kubeconfig}); stop it with: ${DOWN_COMMAND}`,
     );
     await untilInterrupted(
       `http://127.0.0.1:${webPort}/`,

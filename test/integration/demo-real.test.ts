@@ -108,8 +108,22 @@ describe('npm run demo -- --real', () => {
     expect(run.out).toContain('phase Completed');
     expect(run.code).toBe(0);
     expect(run.out).toMatch(/val_mean_dice\s+0\.\d{4} \/ 0\.\d{4}/);
+    for (const scalar of ['val_acc', 'train_loss', 'train_acc'])
+      expect(run.out).toMatch(
+        new RegExp(`^ {2}${scalar} +-?\\d+\\.\\d{4} / -?\\d+\\.\\d{4}$`, 'm'),
+      );
     expect(run.out).toContain(`queue ${QUEUE} exists`);
     expect(run.out).not.toContain(emulator.credentials.secretKey);
+
+    // What the summary links to: the model on the files server, the task on the web host, and
+    // the operator's web view at the address announced when it started.
+    const models = /^Models:\n((?: {2}.*\n)+)Task in the ClearML UI:/m.exec(run.out)?.[1];
+    const modelLines = models?.trimEnd().split('\n');
+    expect(modelLines).toEqual([expect.stringContaining(`  ${emulator.filesUrl}/`)]);
+    expect(modelLines?.[0]).toMatch(/^ {2}\S.* {2}http:\/\/\S+$/);
+    const webView = /web view (http:\/\/127\.0\.0\.1:\d+\/)$/m.exec(run.out)?.[1];
+    expect(webView).toBeDefined();
+    expect(run.out).toContain(`\nWeb view: ${webView} `);
 
     // The instance is gone (its finalizer ran), and its task was archived, not left running.
     expect(await instancesIn(namespace)).toEqual([]);
@@ -117,6 +131,10 @@ describe('npm run demo -- --real', () => {
     expect(tasks).toHaveLength(1);
     expect(tasks[0]?.status).toBe('completed');
     expect(tasks[0]?.system_tags).toContain('archived');
+    expect(run.out).toMatch(
+      new RegExp(`^Task in the ClearML UI: \\S+/experiments/${tasks[0]?.id}/`, 'm'),
+    );
+    expect(run.out).toContain(`Task in the ClearML UI: ${emulator.url}/projects/`);
     // The Secret holds the keys the shell had; the operator read them from there.
     const secret = await kc
       .makeApiClient(k8s.CoreV1Api)
