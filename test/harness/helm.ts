@@ -59,16 +59,29 @@ export async function helm(
   return run(binary, args, { env, timeoutMs: opts.timeoutMs ?? 120_000 });
 }
 
-/** Options of {@link renderChart}: `--set` pairs and the release's name and namespace. */
+/**
+ * Options of {@link renderChart}: `--set` pairs, `--set-json` pairs (for what `--set` cannot
+ * say, such as an empty list or a number from a values file), and the release's name and
+ * namespace.
+ */
 export interface RenderOptions {
   release?: string;
   namespace?: string;
   set?: Record<string, string>;
+  setJson?: Record<string, unknown>;
 }
 
 /** `--set key=value` arguments for `set`. */
 export function setArgs(set: Record<string, string> = {}): string[] {
   return Object.entries(set).flatMap(([key, value]) => ['--set', `${key}=${value}`]);
+}
+
+/** `--set-json key=<value as JSON>` arguments for `setJson`. */
+export function setJsonArgs(setJson: Record<string, unknown> = {}): string[] {
+  return Object.entries(setJson).flatMap(([key, value]) => [
+    '--set-json',
+    `${key}=${JSON.stringify(value)}`,
+  ]);
 }
 
 /**
@@ -83,6 +96,7 @@ export async function renderChartText(opts: RenderOptions = {}): Promise<string>
     '--namespace',
     opts.namespace ?? 'clara-operator',
     ...setArgs(opts.set),
+    ...setJsonArgs(opts.setJson),
   ]);
   if (result.code !== 0) throw new Error(`helm template failed: ${result.stderr.trim()}`);
   return result.stdout;

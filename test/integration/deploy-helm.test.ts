@@ -135,6 +135,16 @@ describe('helm', () => {
     });
     expect(pods.items.map((p) => p.status?.phase)).toEqual(['Running', 'Running']);
     expect(new Set(pods.items.map((p) => p.spec?.nodeName)).size).toBeGreaterThan(0);
+    const policy = kc.makeApiClient(k8s.PolicyV1Api);
+    const budget = await policy.readNamespacedPodDisruptionBudget({
+      namespace,
+      name: `${release}-clara-operator`,
+    });
+    expect(budget.spec?.selector?.matchLabels).toEqual(deployment.spec?.selector.matchLabels);
+    expect(deployment.spec?.template.spec?.topologySpreadConstraints?.[0]).toMatchObject({
+      topologyKey: 'kubernetes.io/hostname',
+      matchLabelKeys: ['pod-template-hash'],
+    });
     await rbac.readNamespacedRole({ namespace: watched, name: `${release}-clara-operator` });
     await rbac.readNamespacedRoleBinding({ namespace: watched, name: `${release}-clara-operator` });
     await rbac.readNamespacedRole({
@@ -203,6 +213,9 @@ describe('helm', () => {
     );
     await expect(
       rbac.readNamespacedRole({ namespace: watchedLater, name: `${release}-clara-operator` }),
+    ).rejects.toMatchObject({ code: 404 });
+    await expect(
+      policy.readNamespacedPodDisruptionBudget({ namespace, name: `${release}-clara-operator` }),
     ).rejects.toMatchObject({ code: 404 });
   });
 });

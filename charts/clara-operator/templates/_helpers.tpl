@@ -100,3 +100,21 @@ deletion fail without any one of them.
   resourceNames: [{{ .Values.leaderElection.leaseName }}]
   verbs: [get, update]
 {{- end }}
+
+{{/*
+A memory quantity in MiB, as a decimal number; empty when the quantity is not one the chart can
+read. Reads the forms Kubernetes accepts for a quantity: a number of bytes, with decimals or not,
+followed by nothing, a binary suffix (Ki Mi Gi Ti Pi Ei), a decimal one (k M G T P E, and m for
+thousandths, as the apiserver writes 1.2Gi back) or an exponent (1e9, 5E8).
+*/}}
+{{- define "clara-operator.memoryMiB" -}}
+{{- $pattern := `^([0-9]+\.?[0-9]*|\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E|[eE][+-]?[0-9]+)?$` }}
+{{- if regexMatch $pattern . }}
+{{- $number := float64 (regexReplaceAll $pattern . "${1}") }}
+{{- $suffix := regexReplaceAll $pattern . "${2}" }}
+{{- $factors := dict "" 1.0 "m" 0.001 "k" 1e3 "M" 1e6 "G" 1e9 "T" 1e12 "P" 1e15 "E" 1e18 "Ki" 1024.0 "Mi" 1048576.0 "Gi" 1073741824.0 "Ti" 1099511627776.0 "Pi" 1125899906842624.0 "Ei" 1152921504606846976.0 }}
+{{- /* An exponent suffix is the factor itself once prefixed with 1: "e9" is 1e9. */}}
+{{- $factor := ternary (get $factors $suffix) (float64 (print "1" $suffix)) (hasKey $factors $suffix) }}
+{{- divf (mulf $number $factor) 1048576.0 }}
+{{- end }}
+{{- end }}

@@ -32,19 +32,47 @@ interface Container {
   livenessProbe: unknown;
   readinessProbe: unknown;
 }
+interface SpreadConstraint {
+  labelSelector?: { matchLabels: Record<string, string> };
+  [field: string]: unknown;
+}
 interface PodSpec {
   securityContext: unknown;
   containers: Container[];
   volumes: unknown[];
+  topologySpreadConstraints?: SpreadConstraint[];
+  affinity?: unknown;
 }
+type Deployment = Manifest & {
+  spec: {
+    replicas: number;
+    selector: { matchLabels: Record<string, string> };
+    template: { metadata: { labels: Record<string, string> }; spec: PodSpec };
+  };
+};
+type DisruptionBudget = Manifest & {
+  spec: { selector: { matchLabels: Record<string, string> }; [field: string]: unknown };
+};
 
 const deploymentOf = (ms: Manifest[]) => {
-  const deployment = ms.find((m) => m.kind === 'Deployment') as
-    (Manifest & { spec: { replicas: number; template: { spec: PodSpec } } }) | undefined;
+  const deployment = ms.find((m) => m.kind === 'Deployment') as Deployment | undefined;
   if (!deployment) throw new Error('no Deployment rendered');
   return deployment;
 };
 const containerOf = (ms: Manifest[]) => deploymentOf(ms).spec.template.spec.containers[0]!;
+const budgetsOf = (ms: Manifest[]) =>
+  ms.filter((m): m is DisruptionBudget => m.kind === 'PodDisruptionBudget');
+
+/** A spread constraint or budget without its selector, and whether that selector picks `pods`. */
+function withoutSelector<T extends { labelSelector?: unknown; selector?: unknown }>(
+  object: T,
+  pods: Record<string, string>,
+) {
+  const { labelSelector, selector, ...rest } = object;
+  const { matchLabels } = (labelSelector ?? selector) as { matchLabels: Record<string, string> };
+  const selectsPods = Object.entries(matchLabels).every(([k, v]) => pods[k] === v);
+  return { rest, selectsPods };
+}
 
 let chart: Manifest[];
 let base: Manifest[];
@@ -97,6 +125,39 @@ describe('the default release', () => {
     expect(podChart!.volumes).toEqual(podBase!.volumes);
   });
 
+  test('deploy/base and the chart spread the replicas and budget their evictions alike', () => {
+    // Each selects its own pods (the chart's carry the release's instance label too); apart
+    // from the selector the constraint and the budget are the same.
+    const [fromChart, fromBase] = [chart, base].map((ms) => {
+      const deployment = deploymentOf(ms);
+      const pods = deployment.spec.template.metadata.labels;
+      const budgets = budgetsOf(ms);
+      expect(budgets).toHaveLength(1);
+      return {
+        spread: deployment.spec.template.spec.topologySpreadConstraints!.map((c) =>
+          withoutSelector(c, pods),
+        ),
+        budget: withoutSelector(budgets[0]!.spec, pods),
+      };
+    });
+    expect(fromChart).toEqual(fromBase);
+    expect(fromBase!.spread).toEqual([
+      {
+        rest: {
+          maxSkew: 1,
+          topologyKey: 'kubernetes.io/hostname',
+          whenUnsatisfiable: 'ScheduleAnyway',
+          matchLabelKeys: ['pod-template-hash'],
+        },
+        selectsPods: true,
+      },
+    ]);
+    expect(fromBase!.budget).toEqual({
+      rest: { maxUnavailable: 1, unhealthyPodEvictionPolicy: 'AlwaysAllow' },
+      selectsPods: true,
+    });
+  });
+
   test('runs restricted: non-root 65532, read-only root with /tmp writable, no capabilities', () => {
     const pod = deploymentOf(chart).spec.template.spec;
     expect(pod.securityContext).toEqual({
@@ -110,7 +171,7 @@ describe('the default release', () => {
       readOnlyRootFilesystem: true,
       capabilities: { drop: ['ALL'] },
     });
-    expect(pod.volumes).toEqual([{ name: 'tmp', emptyDir: {} }]);
+    expect(pod.volumes).toEqual([{ name: 'tmp', emptyDir: { sizeLimit: '64Mi' } }]);
   });
 
   test('requests and limits, and a V8 heap under the limit', () => {
@@ -130,6 +191,7 @@ describe('the default release', () => {
       'ClusterRole',
       'ClusterRoleBinding',
       'Deployment',
+      'PodDisruptionBudget',
       'Role',
       'RoleBinding',
       'Service',
@@ -336,7 +398,179 @@ describe('values', () => {
       set: { maxOldSpaceSizeMb: '1000', 'resources.limits.memory': '1Gi' },
       error: 'maxOldSpaceSizeMb 1000 leaves too little of resources.limits.memory 1Gi',
     },
+    {
+      set: { 'resources.limits.memory': '256 Mi' },
+      error: 'resources.limits.memory "256 Mi" is not a memory quantity the chart can read',
+    },
+    {
+      set: { 'resources.limits.memory': '2GB' },
+      error: 'resources.limits.memory "2GB" is not a memory quantity the chart can read',
+    },
+    {
+      // m is a thousandth of a byte: 256m is no memory at all, and the message shows it.
+      set: { 'resources.limits.memory': '256m' },
+      error: 'maxOldSpaceSizeMb 96 leaves too little of resources.limits.memory 256m (0 MiB)',
+    },
+    {
+      set: { 'web.port': '8080' },
+      error: "web.port 8080 is the operator's metrics port (--metrics-address=:8080)",
+    },
+    {
+      set: { 'web.port': '8081', 'web.expose': 'true', 'web.tokenSecret.name': 'web-token' },
+      error: "web.port 8081 is the operator's health port (--health-address=:8081)",
+    },
+    {
+      set: {
+        'web.port': '9090',
+        'metrics.service.port': '9090',
+        'web.expose': 'true',
+        'web.tokenSecret.name': 'web-token',
+      },
+      error: 'web.port 9090 equals metrics.service.port 9090',
+    },
+    {
+      set: { 'podDisruptionBudget.maxUnavailable': '0' },
+      error: "at '/podDisruptionBudget/maxUnavailable': minimum: got 0, want 1",
+    },
+    {
+      set: {
+        'topologySpreadConstraints[0].maxSkew': '1',
+        'topologySpreadConstraints[0].topologyKey': 'kubernetes.io/hostname',
+        'topologySpreadConstraints[0].whenUnsatisfiable': 'Sometimes',
+      },
+      error: "at '/topologySpreadConstraints/0/whenUnsatisfiable': value must be one of",
+    },
   ])('refuses $set with "$error"', async ({ set, error }) => {
     await expect(renderChartText({ set })).rejects.toThrow(error);
+  });
+
+  // Every form a memory limit takes, with the largest heap it leaves room for: the limit in MiB,
+  // rounded down, less 96.
+  test.each<{ limit: string | number; largestHeapMb: number; shown?: string }>([
+    { limit: '256Mi', largestHeapMb: 160 },
+    { limit: '1Gi', largestHeapMb: 928 },
+    { limit: '0.5Gi', largestHeapMb: 416 },
+    { limit: '.5Gi', largestHeapMb: 416 },
+    { limit: '524288Ki', largestHeapMb: 416 },
+    { limit: '0.001Ti', largestHeapMb: 952 },
+    { limit: '536870912', largestHeapMb: 416 },
+    // a number in a values file, not a string
+    { limit: 536870912, largestHeapMb: 416, shown: '536870912' },
+    { limit: '512M', largestHeapMb: 392 },
+    { limit: '1G', largestHeapMb: 857 },
+    { limit: '600000k', largestHeapMb: 476 },
+    { limit: '5e8', largestHeapMb: 380 },
+    // 1.2Gi as the apiserver writes it back
+    { limit: '1288490188800m', largestHeapMb: 1132 },
+  ])(
+    'a memory limit of $limit takes a heap of $largestHeapMb MiB and refuses one more',
+    async ({ limit, largestHeapMb, shown }) => {
+      const render = (heapMb: number) =>
+        renderChartText({
+          set: { maxOldSpaceSizeMb: String(heapMb) },
+          setJson: { 'resources.limits.memory': limit },
+        });
+      await expect(render(largestHeapMb)).resolves.toContain(
+        `--max-old-space-size=${largestHeapMb}`,
+      );
+      await expect(render(largestHeapMb + 1)).rejects.toThrow(
+        `maxOldSpaceSizeMb ${largestHeapMb + 1} leaves too little of resources.limits.memory ` +
+          (shown ?? String(limit)),
+      );
+    },
+  );
+
+  test('without a memory limit there is nothing to check the heap against', async () => {
+    const ms = await renderChart({
+      set: { maxOldSpaceSizeMb: '4000' },
+      setJson: { resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: null } },
+    });
+    expect(containerOf(ms).resources).toEqual({ requests: { cpu: '100m', memory: '128Mi' } });
+  });
+});
+
+describe('disruptions and spread', () => {
+  test.each<{
+    replicaCount: string;
+    set: Record<string, string>;
+    budget: { maxUnavailable: number | string } | 'none';
+  }>([
+    { replicaCount: '2', set: {}, budget: { maxUnavailable: 1 } },
+    { replicaCount: '3', set: {}, budget: { maxUnavailable: 1 } },
+    {
+      replicaCount: '4',
+      set: { 'podDisruptionBudget.maxUnavailable': '50%' },
+      budget: { maxUnavailable: '50%' },
+    },
+    // One replica: no standby for a budget to keep, so none.
+    { replicaCount: '1', set: { 'leaderElection.enabled': 'false' }, budget: 'none' },
+    { replicaCount: '0', set: {}, budget: 'none' },
+    { replicaCount: '2', set: { 'podDisruptionBudget.enabled': 'false' }, budget: 'none' },
+  ])(
+    'with $replicaCount replicas and $set the budget is $budget',
+    async ({ replicaCount, set, budget }) => {
+      const ms = await renderChart({ set: { replicaCount, ...set } });
+      const budgets = budgetsOf(ms);
+      if (budget === 'none') {
+        expect(budgets).toEqual([]);
+        return;
+      }
+      expect(budgets).toHaveLength(1);
+      expect(budgets[0]!.spec).toMatchObject(budget);
+      expect(budgets[0]!.spec.selector).toEqual(deploymentOf(ms).spec.selector);
+    },
+  );
+
+  test('[] drops the spread; a list of your own is rendered as given; affinity stays apart', async () => {
+    const none = await renderChart({ setJson: { topologySpreadConstraints: [] } });
+    expect(deploymentOf(none).spec.template.spec.topologySpreadConstraints).toBeUndefined();
+
+    const zone = {
+      maxSkew: 1,
+      topologyKey: 'topology.kubernetes.io/zone',
+      whenUnsatisfiable: 'DoNotSchedule',
+      labelSelector: { matchLabels: { team: 'ml' } },
+    };
+    const affinity = {
+      nodeAffinity: {
+        requiredDuringSchedulingIgnoredDuringExecution: {
+          nodeSelectorTerms: [
+            { matchExpressions: [{ key: 'pool', operator: 'In', values: ['ops'] }] },
+          ],
+        },
+      },
+    };
+    const own = await renderChart({ setJson: { topologySpreadConstraints: [zone], affinity } });
+    const pod = deploymentOf(own).spec.template.spec;
+    expect(pod.topologySpreadConstraints).toEqual([zone]);
+    expect(pod.affinity).toEqual(affinity);
+  });
+
+  test('a constraint without a selector of its own counts the release pods of one ReplicaSet', async () => {
+    const ms = await renderChart({
+      release: 'other',
+      setJson: {
+        topologySpreadConstraints: [
+          {
+            maxSkew: 2,
+            topologyKey: 'topology.kubernetes.io/zone',
+            whenUnsatisfiable: 'ScheduleAnyway',
+          },
+        ],
+      },
+    });
+    const deployment = deploymentOf(ms);
+    expect(deployment.spec.template.spec.topologySpreadConstraints).toEqual([
+      {
+        maxSkew: 2,
+        topologyKey: 'topology.kubernetes.io/zone',
+        whenUnsatisfiable: 'ScheduleAnyway',
+        labelSelector: deployment.spec.selector,
+        matchLabelKeys: ['pod-template-hash'],
+      },
+    ]);
+    expect(deployment.spec.selector.matchLabels).toMatchObject({
+      'app.kubernetes.io/instance': 'other',
+    });
   });
 });

@@ -26,6 +26,7 @@ describe('deploy/', () => {
       'CustomResourceDefinition/clarainstances.clara-operator.io',
       'Deployment/clara-operator',
       'Namespace/clara-operator',
+      'PodDisruptionBudget/clara-operator',
       'Role/clara-operator-leader-election',
       'RoleBinding/clara-operator-leader-election',
       'Service/clara-operator-metrics',
@@ -56,6 +57,24 @@ describe('deploy/', () => {
     expect(deployment.spec.template.metadata.labels).toMatchObject(service.spec.selector);
     const portNames = deployment.spec.template.spec.containers[0]!.ports.map((p) => p.name);
     expect(portNames).toContain(service.spec.ports[0]!.targetPort);
+  });
+
+  test('the budget and the spread constraint count the Deployment pods and no others', () => {
+    const deployment = base.find((m) => m.kind === 'Deployment') as Manifest & {
+      spec: {
+        selector: { matchLabels: Record<string, string> };
+        template: {
+          spec: { topologySpreadConstraints: { labelSelector: { matchLabels: object } }[] };
+        };
+      };
+    };
+    const budget = base.find((m) => m.kind === 'PodDisruptionBudget') as Manifest & {
+      spec: { selector: { matchLabels: object } };
+    };
+    const selector = deployment.spec.selector.matchLabels;
+    expect(budget.spec.selector.matchLabels).toEqual(selector);
+    const spread = deployment.spec.template.spec.topologySpreadConstraints;
+    expect(spread.map((c) => c.labelSelector.matchLabels)).toEqual([selector]);
   });
 
   test('the monitoring overlay adds a ServiceMonitor for the metrics Service', () => {
