@@ -22,12 +22,14 @@ What it does, in order:
 Any failure exits non-zero and prints the reason as the launcher's last line: exit 2 for input
 that cannot work (fix the ClaraInstance), 3 for a failure worth retrying (network, storage),
 4 when the trainer itself failed. Secrets (the NGC API key, ClearML keys) are read from the
-environment and never printed or put on a command line; no user string reaches a shell.
+environment and never printed, put on a command line or passed to the trainer; no user string
+reaches a shell.
 
 Reference: `../shared/reference/clara-mmar.md` (MMAR layout, train commands, metric and model file
 names, bundle equivalents).
 """
 
+import gzip
 import json
 import os
 import re
@@ -44,6 +46,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
+import zlib
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 ARGS_SECTION = "Args"
@@ -62,6 +65,15 @@ MAX_MEMBERS = int(os.environ.get("CLARA_LAUNCHER_MAX_MEMBERS", "200000"))
 NGC_API_URL = os.environ.get("CLARA_LAUNCHER_NGC_API_URL", "https://api.ngc.nvidia.com")
 NGC_AUTHN_URL = os.environ.get("CLARA_LAUNCHER_NGC_AUTHN_URL", "https://authn.nvidia.com")
 NGC_KEY_VARIABLES = ("NGC_API_KEY", "NGC_CLI_API_KEY")
+# Credentials the launcher (or the SDK in it) uses and the trainer does not: it reports nothing
+# to ClearML itself. Kept out of the trainer's environment.
+SECRET_VARIABLES = NGC_KEY_VARIABLES + (
+    "CLEARML_API_ACCESS_KEY",
+    "CLEARML_API_SECRET_KEY",
+    "CLEARML_AUTH_TOKEN",
+    "TRAINS_API_ACCESS_KEY",
+    "TRAINS_API_SECRET_KEY",
+)
 
 SET_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(#[A-Za-z0-9_]+)*$")
 CLEARML_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -98,8 +110,9 @@ class TrainingError(LauncherError):
 
 
 def say(message: str) -> None:
-    """One line to the console, which the agent (or the SDK) sends to the task log."""
-    sys.stdout.write(f"clara-launcher: {message}\n")
+    """One line to the console, which the agent (or the SDK) sends to the task log. URLs in it
+    lose their query and user info (see `redact_urls`)."""
+    sys.stdout.write(f"clara-launcher: {redact_urls(message)}\n")
     sys.stdout.flush()
 
 
@@ -205,7 +218,7 @@ def parse_args(params: Dict[str, str]) -> LaunchArgs:
     if not sep or kind not in MMAR_KINDS or not value:
         raise LauncherError(
             f"argument mmar: expected <kind>:<value> with kind one of {', '.join(MMAR_KINDS)}, "
-            f"got {arg('mmar')!r}"
+            f"got {redact_urls(arg('mmar'))!r}"
         )
     arch, config_file = arg("training_arch"), arg("config_file")
     if bool(arch) == bool(config_file):
@@ -243,6 +256,20 @@ def inside(root: str, relative: str, what: str) -> str:
     return joined
 
 
+def output_folder(root: str, value: str, *, what: str, tree: str) -> str:
+    """`root/value` for a folder the trainer writes and the launcher reads back (TensorBoard
+    files, models). The launcher looks for those under the MMAR or bundle only, so a folder
+    elsewhere would train with no scalars and end with "no model": refused up front."""
+    if value and not os.path.isabs(value) and not value.startswith(("\\", "~")):
+        joined = os.path.normpath(os.path.join(root, value))
+        if is_within(root, joined):
+            return joined
+    raise LauncherError(
+        f"{what}: expected a folder inside the {tree} (a relative path such as models/run1), "
+        f"got {value!r}; the launcher reads scalars and models from the {tree} only"
+    )
+
+
 def is_within(root: str, path: str) -> bool:
     root = os.path.normpath(root)
     path = os.path.normpath(path)
@@ -265,20 +292,49 @@ class _HttpsOnlyRedirects(urllib.request.HTTPRedirectHandler):
 
 def public_url(url: str) -> str:
     """The URL without query, fragment or user info, safe to print (signed URLs carry tokens)."""
-    parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host, port = parts.hostname or "", parts.port
+    except ValueError:  # a bad port or IPv6 host: print none of it rather than guess
+        return "(a URL that does not parse)"
+    if port:
+        host = f"{host}:{port}"
     return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
-def download(url: str, dest: str, *, headers: Optional[Dict[str, str]] = None) -> str:
-    """Downloads an https URL to `dest`, at most MAX_ARCHIVE_BYTES. Headers given here are not
-    sent on after a redirect. Raises RetriableError for network and 5xx failures."""
+# A URL up to a space or quote, less the punctuation of the sentence around it.
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"]*[^\s'\".,;:)\]]")
+
+
+def redact_urls(text: str) -> str:
+    """`text` with every URL in it shown by `public_url`: the launcher's own lines may quote a
+    user's argument or an SDK error, and a presigned URL's query is a credential."""
+    return _URL_IN_TEXT.sub(lambda m: public_url(m.group(0)), text)
+
+
+def require_https(url: str, what: str) -> None:
+    """Refuses a URL that is not https (checked before anything is sent to it)."""
     if urllib.parse.urlsplit(url).scheme != "https":
-        raise LauncherError(f"download: only https URLs are allowed, got {public_url(url)}")
+        raise LauncherError(f"{what}: only https URLs are allowed, got {public_url(url)}")
+
+
+def download(url: str, dest: str, *, headers: Optional[Dict[str, str]] = None) -> str:
+    """Downloads an https URL to `dest`, at most MAX_ARCHIVE_BYTES (the declared length and the
+    bytes received are both checked). Headers given here are not sent on after a redirect.
+    Raises RetriableError for network and 5xx failures; a refused download leaves no file."""
+    require_https(url, "download")
+    try:
+        _download_to(url, dest, headers or {})
+    except BaseException:
+        if os.path.exists(dest):
+            os.remove(dest)
+        raise
+    return dest
+
+
+def _download_to(url: str, dest: str, headers: Dict[str, str]) -> None:
     request = urllib.request.Request(url)
-    for name, value in (headers or {}).items():
+    for name, value in headers.items():
         request.add_unredirected_header(name, value)
     opener = urllib.request.build_opener(_HttpsOnlyRedirects())
     try:
@@ -307,7 +363,8 @@ def download(url: str, dest: str, *, headers: Optional[Dict[str, str]] = None) -
     except (urllib.error.URLError, OSError) as err:
         reason = getattr(err, "reason", err)
         raise RetriableError(f"download of {public_url(url)} failed: {reason}") from None
-    return dest
+    except ValueError:  # http.client.InvalidURL; its message quotes the URL, query included
+        raise LauncherError(f"download of {public_url(url)}: not a valid URL") from None
 
 
 def ngc_download_url(ref: str) -> Tuple[str, str]:
@@ -325,9 +382,13 @@ def ngc_download_url(ref: str) -> Tuple[str, str]:
 
 
 def ngc_token(api_key: str, org: str) -> str:
-    """Exchanges an NGC API key for a bearer token (`$oauthtoken` basic auth on authn)."""
+    """Exchanges an NGC API key for a bearer token (`$oauthtoken` basic auth on authn). The
+    key goes to NGC_AUTHN_URL only, and only over https."""
     import base64
 
+    require_https(
+        NGC_AUTHN_URL, "CLARA_LAUNCHER_NGC_AUTHN_URL (the NGC sign-in, which receives the API key)"
+    )
     query = urllib.parse.urlencode({"service": "ngc", "scope": f"group/ngc:{org}"})
     request = urllib.request.Request(f"{NGC_AUTHN_URL.rstrip('/')}/token?{query}")
     basic = base64.b64encode(f"$oauthtoken:{api_key}".encode()).decode()
@@ -353,10 +414,12 @@ def extract_archive(archive: str, target: str) -> str:
     """Extracts a zip or tar(.gz) archive into `target` (created, must not exist) and returns it.
 
     Refused, with nothing left behind: absolute member names, `..`, members that pass through a
-    link, links (symbolic or hard) that point outside `target`, devices and FIFOs, more than
-    MAX_MEMBERS members or MAX_EXTRACTED_BYTES bytes. Only regular files, directories and
-    links inside the tree are made; modes keep the owner's bits and drop setuid/setgid.
+    link, links (symbolic or hard) that point outside `target`, devices and FIFOs, a file and a
+    folder of the same name, damaged archives, more than MAX_MEMBERS members or
+    MAX_EXTRACTED_BYTES bytes. Only regular files, directories and links inside the tree are
+    made; modes keep the owner's bits and drop setuid/setgid.
     """
+    shown = os.path.basename(archive)
     os.makedirs(target)
     try:
         if zipfile.is_zipfile(archive):
@@ -364,8 +427,11 @@ def extract_archive(archive: str, target: str) -> str:
         elif tarfile.is_tarfile(archive):
             _extract_tar(archive, target)
         else:
-            raise LauncherError(f"{os.path.basename(archive)}: not a zip or tar archive")
+            raise LauncherError(f"{shown}: not a zip or tar archive")
         _check_links(target)
+    except (zipfile.BadZipFile, tarfile.TarError, gzip.BadGzipFile, zlib.error, EOFError) as err:
+        shutil.rmtree(target, ignore_errors=True)
+        raise LauncherError(f"archive {shown} is damaged: {err}") from None
     except BaseException:
         shutil.rmtree(target, ignore_errors=True)
         raise
@@ -392,7 +458,8 @@ class _Budget:
 
 
 def _member_path(target: str, name: str, archive: str) -> str:
-    """Where a member goes: refuses absolute names, `..` and paths through an existing link."""
+    """Where a member goes: refuses absolute names, `..`, paths through an existing link and
+    paths through a file an earlier member made."""
     shown = f"archive {os.path.basename(archive)}: member {name!r}"
     if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
         raise LauncherError(f"{shown} has an absolute path")
@@ -402,11 +469,29 @@ def _member_path(target: str, name: str, archive: str) -> str:
     if not parts:
         return target
     current = target
-    for part in parts:
+    for i, part in enumerate(parts):
         current = os.path.join(current, part)
         if os.path.islink(current):
             raise LauncherError(f"{shown} goes through a link")
+        if i < len(parts) - 1 and os.path.lexists(current) and not os.path.isdir(current):
+            folder = "/".join(parts[: i + 1])
+            raise LauncherError(
+                f"{shown} is inside {folder!r}, which an earlier member made a file"
+            )
     return current
+
+
+def _make_folder(dest: str, shown: str) -> None:
+    if os.path.lexists(dest) and not os.path.isdir(dest):
+        raise LauncherError(f"{shown} is a folder, but an earlier member of that name is a file")
+    os.makedirs(dest, exist_ok=True)
+
+
+def _refuse_folder(dest: str, shown: str) -> None:
+    """A file member may replace an earlier file (the later one wins, as tar does) but not a
+    folder."""
+    if os.path.isdir(dest):
+        raise LauncherError(f"{shown} is a file, but an earlier member of that name is a folder")
 
 
 def _write_stream(source: Any, dest: str, budget: _Budget, mode: int) -> None:
@@ -437,6 +522,8 @@ def _extract_zip(archive: str, target: str) -> None:
     budget = _Budget(archive)
     with zipfile.ZipFile(archive) as zf:
         infos = zf.infolist()
+        # zipfile stops each member at the size the central directory declares (a longer
+        # stream fails its CRC check), so this total bounds the bytes written.
         declared = sum(i.file_size for i in infos)
         if declared > MAX_EXTRACTED_BYTES:
             raise LauncherError(
@@ -452,10 +539,11 @@ def _extract_zip(archive: str, target: str) -> None:
                 link = zf.read(info).decode("utf-8", "replace")
                 _make_symlink(target, dest, link, shown)
             elif info.is_dir():
-                os.makedirs(dest, exist_ok=True)
+                _make_folder(dest, shown)
             elif stat.S_IFMT(mode) not in (0, stat.S_IFREG):
                 raise LauncherError(f"{shown} is not a file, directory or link")
             else:
+                _refuse_folder(dest, shown)
                 with zf.open(info) as source:
                     _write_stream(source, dest, budget, mode or 0o644)
 
@@ -469,14 +557,16 @@ def _extract_tar(archive: str, target: str) -> None:
             dest = _member_path(target, member.name, archive)
             shown = f"archive {os.path.basename(archive)}: member {member.name!r}"
             if member.isdir():
-                os.makedirs(dest, exist_ok=True)
+                _make_folder(dest, shown)
             elif member.issym():
                 _make_symlink(target, dest, member.linkname, shown)
             elif member.islnk():
                 # A hard link names another member; copy that file instead of linking to it.
+                # Its header declares no size, so only the bytes copied count against the limit.
                 source = extracted.get(os.path.normpath(member.linkname))
                 if source is None:
                     raise LauncherError(f"{shown} is a hard link to a file outside the archive")
+                _refuse_folder(dest, shown)
                 with open(source, "rb") as f:
                     _write_stream(f, dest, budget, member.mode)
             elif member.isreg():
@@ -485,6 +575,7 @@ def _extract_tar(archive: str, target: str) -> None:
                         f"archive {os.path.basename(archive)}: extracts to more than "
                         f"{MAX_EXTRACTED_BYTES} bytes"
                     )
+                _refuse_folder(dest, shown)
                 stream = tf.extractfile(member)
                 if stream is None:
                     raise LauncherError(f"{shown} cannot be read")
@@ -494,28 +585,46 @@ def _extract_tar(archive: str, target: str) -> None:
                 raise LauncherError(f"{shown} is not a file, directory or link")
 
 
-def _check_links(root: str) -> None:
+def _check_links(root: str, *, what: str = "") -> None:
     """Every link under `root` resolves inside it, following chains (a link made earlier can
-    change meaning once a later one exists, so each is checked once the tree is complete)."""
+    change meaning once a later one exists, so each is checked once the tree is complete).
+    `what`, when given, starts the error message."""
     real_root = os.path.realpath(root)
     for folder, dirs, files in os.walk(root):
         for name in dirs + files:
             path = os.path.join(folder, name)
             if os.path.islink(path) and not is_within(real_root, os.path.realpath(path)):
                 rel = os.path.relpath(path, root)
-                raise LauncherError(f"{rel!r} is a link that leaves {root}")
+                prefix = f"{what}: " if what else ""
+                raise LauncherError(f"{prefix}{rel!r} is a link that leaves {root}")
 
 
-def copy_tree_checked(source: str, target: str) -> str:
-    """Copies a folder the launcher did not make (a dataset's local copy) after checking it has
-    no link leaving it and fits MAX_EXTRACTED_BYTES."""
-    _check_links(source)
-    total = 0
-    for folder, _, files in os.walk(source):
-        for name in files:
-            total += os.lstat(os.path.join(folder, name)).st_size
+def check_tree(root: str, *, what: str) -> None:
+    """The checks an extraction makes, for a folder someone else wrote (a dataset's copy, a
+    bundle `monai.bundle download` unpacked): only files, folders and links that stay inside,
+    at most MAX_MEMBERS entries and MAX_EXTRACTED_BYTES bytes of files."""
+    entries = total = 0
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = os.path.join(folder, name)
+            info = os.lstat(path)
+            entries += 1
+            if not (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode)):
+                if not stat.S_ISLNK(info.st_mode):
+                    rel = os.path.relpath(path, root)
+                    raise LauncherError(f"{what}: {rel!r} is not a file, directory or link")
+            elif stat.S_ISREG(info.st_mode):
+                total += info.st_size
+    if entries > MAX_MEMBERS:
+        raise LauncherError(f"{what}: more than {MAX_MEMBERS} files and folders")
     if total > MAX_EXTRACTED_BYTES:
-        raise LauncherError(f"{source}: {total} bytes is over the limit of {MAX_EXTRACTED_BYTES}")
+        raise LauncherError(f"{what}: {total} bytes is over the limit of {MAX_EXTRACTED_BYTES}")
+    _check_links(root, what=what)
+
+
+def copy_tree_checked(source: str, target: str, *, what: str) -> str:
+    """Copies a folder the launcher did not make (a dataset's local copy) after `check_tree`."""
+    check_tree(source, what=what)
     shutil.copytree(source, target, symlinks=True)
     return target
 
@@ -556,6 +665,8 @@ def fetch_mmar(args: LaunchArgs, work: str, sdk: "Sdk") -> str:
         else:
             url, org = ngc_download_url(value)
             shown = f"NGC model {value}"
+            # Before the sign-in: no token is fetched for a download that would be refused.
+            require_https(url, "CLARA_LAUNCHER_NGC_API_URL (NGC models)")
             key = next((os.environ[v] for v in NGC_KEY_VARIABLES if os.environ.get(v)), "")
             if key:
                 headers["Authorization"] = f"Bearer {ngc_token(key, org)}"
@@ -570,7 +681,7 @@ def fetch_mmar(args: LaunchArgs, work: str, sdk: "Sdk") -> str:
         say(f"fetching the MMAR from artifact {name!r} of task {task_id}")
         local = sdk.artifact_copy(task_id, name)
         if os.path.isdir(local):
-            copy_tree_checked(local, target)
+            copy_tree_checked(local, target, what=f"artifact {name!r}")
         else:
             extract_archive(local, target)
     elif kind == "dataset":
@@ -583,20 +694,25 @@ def fetch_mmar(args: LaunchArgs, work: str, sdk: "Sdk") -> str:
         if single and os.path.isfile(single):
             extract_archive(single, target)
         else:
-            copy_tree_checked(local, target)
+            copy_tree_checked(local, target, what=f"dataset {value}")
     else:  # bundle
         if args.runtime != "MonaiBundle":
             raise LauncherError("argument mmar: a bundle source needs the MonaiBundle runtime")
-        download_bundle(value, downloads)
-        match = BUNDLE_REF.match(value)
-        assert match is not None
-        shutil.move(os.path.join(downloads, match.group(1)), target)
-        _check_links(target)
+        shutil.move(download_bundle(value, os.path.join(downloads, "zoo")), target)
+        # Checked where it is used: an absolute link into the download folder would not
+        # survive the move, and none may point out of the final tree.
+        check_tree(target, what=f"bundle {value}")
     return find_root(target, marker)
 
 
-def download_bundle(ref: str, bundle_dir: str) -> None:
-    """`python -m monai.bundle download` of a Model Zoo bundle into `bundle_dir/<name>`."""
+def download_bundle(ref: str, bundle_dir: str) -> str:
+    """`python -m monai.bundle download` of a Model Zoo bundle into `bundle_dir` (created, must
+    not exist); returns `bundle_dir/<name>`, which the caller checks with `check_tree`.
+
+    MONAI fetches and unpacks the archive with its own code, from the hosts its version and
+    the image's BUNDLE_DOWNLOAD_SRC choose, so the launcher cannot bound that extraction; only
+    a name and version that BUNDLE_REF admits reach its command line, never a URL. What the
+    check guarantees is about the result (launcher/README.md, "Model Zoo bundles")."""
     match = BUNDLE_REF.match(ref)
     if not match:
         raise LauncherError(f"argument mmar: {ref!r} is not a bundle name[:version]")
@@ -614,11 +730,14 @@ def download_bundle(ref: str, bundle_dir: str) -> None:
     if version:
         cmd += ["--version", version]
     say(f"downloading bundle {ref} from the MONAI Model Zoo")
+    os.makedirs(bundle_dir)
     code = run_forwarding(cmd, cwd=bundle_dir, env=child_environment())
-    if code != 0 or not os.path.isdir(os.path.join(bundle_dir, name)):
+    bundle = os.path.join(bundle_dir, name)
+    if code != 0 or os.path.islink(bundle) or not os.path.isdir(bundle):
         raise RetriableError(
             f"download of bundle {ref} failed (monai.bundle download exited {code})"
         )
+    return bundle
 
 
 # --- dataset and datalist -----------------------------------------------------------------------
@@ -779,6 +898,14 @@ def plan_clara(
     if not isinstance(environment, dict):
         raise LauncherError(f"environment file {args.environment_file} must be a JSON object")
 
+    # The trainer writes its checkpoints and TensorBoard files to MMAR_CKPT_DIR, relative to
+    # the MMAR (`clara-mmar.md` §2), wherever the value comes from.
+    if "MMAR_CKPT_DIR" in overrides:
+        output_folder(root, overrides["MMAR_CKPT_DIR"], what="set MMAR_CKPT_DIR", tree="MMAR")
+    elif isinstance(environment.get("MMAR_CKPT_DIR"), str):
+        what = f"MMAR_CKPT_DIR of {args.environment_file} (or give set MMAR_CKPT_DIR)"
+        output_folder(root, environment["MMAR_CKPT_DIR"], what=what, tree="MMAR")
+
     data_root = data_root_of(local_copy, overrides)
     dataset_json = overrides.get("DATASET_JSON") or environment.get("DATASET_JSON")
     if not isinstance(dataset_json, str) or not dataset_json:
@@ -835,6 +962,10 @@ def plan_clara(
 
 # set keys that stand for a bundle's top-level ids (`clara-mmar.md` §6 "Translating the Set").
 BUNDLE_KEYS = {"DATASET_JSON": "data_list_file_path", "MMAR_CKPT_DIR": "ckpt_dir"}
+# Bundle ids naming where checkpoints and TensorBoard files go (Model Zoo train.json files
+# derive both from bundle_root), and the ids the launcher sets itself.
+BUNDLE_OUTPUT_IDS = ("ckpt_dir", "output_dir")
+BUNDLE_LAUNCHER_IDS = ("bundle_root", "dataset_dir")
 
 
 def plan_bundle(
@@ -852,13 +983,24 @@ def plan_bundle(
 
     extra: List[str] = ["--bundle_root", root, "--dataset_dir", data_root]
     for key, value in args.overrides:
+        bundle_id = BUNDLE_KEYS.get(key, key)
         if key == "DATA_ROOT":
             continue
+        if bundle_id in BUNDLE_LAUNCHER_IDS:
+            raise LauncherError(
+                f"set {key}: the launcher sets {bundle_id} itself (the bundle's folder and "
+                "DATA_ROOT); use set DATA_ROOT for a folder of the dataset"
+            )
         if key == "DATASET_JSON":
             value = resolve_datalist(data_root, value, "training")
-        elif key == "MMAR_CKPT_DIR":
-            value = inside(root, value, "set MMAR_CKPT_DIR")
-        extra += [f"--{BUNDLE_KEYS.get(key, key)}", value]
+        elif bundle_id in BUNDLE_OUTPUT_IDS:
+            if value.startswith(("$", "@", "%")):
+                raise LauncherError(
+                    f"set {key}: expected a folder inside the bundle (a relative path such as "
+                    f"models/run1), got the expression {value!r}"
+                )
+            value = output_folder(root, value, what=f"set {key}", tree="bundle")
+        extra += [f"--{bundle_id}", value]
     for option, rel in (
         ("--meta_file", "configs/metadata.json"),
         ("--logging_file", "configs/logging.conf"),
@@ -1105,8 +1247,8 @@ class ScalarForwarder:
 
 
 def child_environment() -> Dict[str, str]:
-    """The trainer's environment: the launcher's, without the NGC API key."""
-    env = {k: v for k, v in os.environ.items() if k not in NGC_KEY_VARIABLES}
+    """The trainer's environment: the launcher's, without SECRET_VARIABLES."""
+    env = {k: v for k, v in os.environ.items() if k not in SECRET_VARIABLES}
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -1180,7 +1322,7 @@ class Sdk:
         path = dataset.get_local_copy()
         if not path or not os.path.isdir(path):
             raise RetriableError(f"{what}: the files of dataset {dataset_id} could not be fetched")
-        return path
+        return str(path)
 
     def artifact_copy(self, task_id: str, name: str) -> str:
         from clearml import Task
@@ -1248,7 +1390,8 @@ def written_models(root: str, before: Dict[str, Tuple[int, int]]) -> List[str]:
 
 def launch(sdk: Sdk, work: str) -> None:
     args = parse_args(sdk.parameters())
-    say(f"runtime {args.runtime}, MMAR {args.mmar_kind}:{args.mmar_value}, {args.gpus} GPU(s)")
+    source = public_url(args.mmar_value) if args.mmar_kind == "url" else args.mmar_value
+    say(f"runtime {args.runtime}, MMAR {args.mmar_kind}:{source}, {args.gpus} GPU(s)")
 
     say(f"fetching dataset {args.dataset_task}")
     local_copy = sdk.dataset_copy(args.dataset_task, what="argument dataset_task")

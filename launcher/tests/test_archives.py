@@ -4,7 +4,9 @@ links. Real zip and tar files, built here, through the launcher's extract_archiv
 
 import io
 import os
+import random
 import re
+import struct
 import tarfile
 import zipfile
 from pathlib import Path
@@ -116,6 +118,104 @@ def test_archives_over_the_size_limit_are_refused(fmt, tmp_path: Path, monkeypat
     assert not (tmp_path / "mmar").exists()
 
 
+def test_a_tar_of_hard_links_is_held_to_the_limit_by_the_bytes_written(tmp_path: Path, monkeypatch):
+    # Each hard link declares size 0 and is written as a copy of a.pt, so only the bytes
+    # streamed out can stop it (the declared sizes add up to 600).
+    monkeypatch.setattr(launcher, "MAX_EXTRACTED_BYTES", 1000)
+    links = [("hardlink", f"models/copy{i}.pt", "models/a.pt") for i in range(5)]
+    archive = make_tar(tmp_path / "links.tar.gz", [("file", "models/a.pt", "x" * 600), *links])
+    assert sum(m.size for m in tarfile.open(archive)) == 600
+
+    with pytest.raises(launcher.LauncherError, match="extracts to more than 1000 bytes"):
+        launcher.extract_archive(str(archive), str(tmp_path / "mmar"))
+    assert not (tmp_path / "mmar").exists()
+
+
+def understate_zip_sizes(archive: Path, declared: int) -> None:
+    """Writes `declared` as every member's uncompressed size, in the local headers and in the
+    central directory (the one zipfile reads), leaving the compressed data as it is."""
+    data = bytearray(archive.read_bytes())
+    for signature, offset in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):
+        start = data.find(signature)
+        while start != -1:
+            data[start + offset : start + offset + 4] = struct.pack("<I", declared)
+            start = data.find(signature, start + 4)
+    archive.write_bytes(bytes(data))
+
+
+def test_a_zip_whose_headers_understate_its_size_is_cut_there_and_refused(
+    tmp_path: Path, monkeypatch
+):
+    # 60 kB of x deflates to a few hundred bytes; the headers claim 10. zipfile stops the
+    # stream at the declared size, so at most 10 bytes are written, and the CRC of the cut
+    # stream fails: a damaged archive (exit 2), nothing left behind.
+    monkeypatch.setattr(launcher, "MAX_EXTRACTED_BYTES", 1000)
+    archive = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("models/a.pt", "x" * 60_000)
+    understate_zip_sizes(archive, 10)
+    assert archive.stat().st_size < 1000
+
+    with pytest.raises(launcher.LauncherError) as refused:
+        launcher.extract_archive(str(archive), str(tmp_path / "mmar"))
+    assert str(refused.value) == "archive bomb.zip is damaged: Bad CRC-32 for file 'models/a.pt'"
+    assert refused.value.exit_code == launcher.EXIT_PERMANENT
+    assert not (tmp_path / "mmar").exists()
+
+
+def test_a_truncated_tar_is_refused_as_damaged(tmp_path: Path):
+    payload = random.Random(0).randbytes(200_000)  # incompressible, so the cut is mid-member
+    whole = tmp_path / "whole.tar.gz"
+    with tarfile.open(whole, "w:gz") as tf:
+        info = tarfile.TarInfo("models/model.pt")
+        info.size = len(payload)
+        tf.addfile(info, io.BytesIO(payload))
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+
+    with pytest.raises(
+        launcher.LauncherError, match=r"^archive cut.tar.gz is damaged: "
+    ) as refused:
+        launcher.extract_archive(str(cut), str(tmp_path / "mmar"))
+    assert refused.value.exit_code == launcher.EXIT_PERMANENT
+    assert not (tmp_path / "mmar").exists()
+
+
+CLASHES = [
+    (
+        "file then folder",
+        [("file", "config", "x"), ("dir", "config", "")],
+        "is a folder, but an earlier member of that name is a file",
+    ),
+    (
+        "folder then file",
+        [("dir", "config", ""), ("file", "config", "x")],
+        "is a file, but an earlier member of that name is a folder",
+    ),
+    (
+        "file inside a file",
+        [("file", "config", "x"), ("file", "config/train.json", "{}")],
+        "is inside 'config', which an earlier member made a file",
+    ),
+]
+
+
+@pytest.mark.parametrize("fmt", ["tar", "zip"])
+@pytest.mark.parametrize("case", CLASHES, ids=[c[0] for c in CLASHES])
+def test_a_file_and_a_folder_of_one_name_are_refused_naming_the_member(fmt, case, tmp_path: Path):
+    _, members, message = case
+    if fmt == "zip":
+        members = [(k, n + "/" if k == "dir" else n, v) for k, n, v in members]
+    archive = (make_tar if fmt == "tar" else make_zip)(tmp_path / f"clash.{fmt}", members)
+    culprit = members[-1][1]
+
+    with pytest.raises(launcher.LauncherError) as refused:
+        launcher.extract_archive(str(archive), str(tmp_path / "mmar"))
+    assert str(refused.value) == f"archive clash.{fmt}: member {culprit!r} {message}"
+    assert refused.value.exit_code == launcher.EXIT_PERMANENT
+    assert not (tmp_path / "mmar").exists()
+
+
 def test_too_many_members_are_refused(tmp_path: Path, monkeypatch):
     monkeypatch.setattr(launcher, "MAX_MEMBERS", 3)
     archive = make_zip(tmp_path / "many.zip", [("file", f"f{i}", "x") for i in range(4)])
@@ -146,3 +246,26 @@ def test_a_well_formed_mmar_extracts_with_its_internal_links(fmt, tmp_path: Path
     assert (Path(root) / "config" / "latest.json").read_text() == '{"model": {"name": "UNet"}}'
     assert os.path.islink(Path(root) / "config" / "latest.json")
     assert (Path(root) / "models" / "model.pt").read_text() == "weights"
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda d: os.mkfifo(d / "pipe"), "'pipe' is not a file, directory or link"),
+        (lambda d: (d / "big.pt").write_bytes(b"x" * 2000), "bytes is over the limit of 1000"),
+        (lambda d: (d / "out").symlink_to("/etc/passwd"), "'out' is a link that leaves"),
+    ],
+    ids=["fifo", "over the size limit", "link out"],
+)
+def test_a_folder_written_by_others_is_checked_before_it_is_copied(
+    make, message, tmp_path: Path, monkeypatch
+):
+    # The dataset copy and the bundle `monai.bundle download` unpacked go through check_tree.
+    monkeypatch.setattr(launcher, "MAX_EXTRACTED_BYTES", 1000)
+    source = tmp_path / "source"
+    (source / "configs").mkdir(parents=True)
+    (source / "configs" / "train.json").write_text("{}")
+    make(source)
+    with pytest.raises(launcher.LauncherError, match=f"^dataset d1: .*{re.escape(message)}"):
+        launcher.copy_tree_checked(str(source), str(tmp_path / "copy"), what="dataset d1")
+    assert not (tmp_path / "copy").exists()

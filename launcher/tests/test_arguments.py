@@ -257,3 +257,96 @@ def test_ngc_references_become_download_urls(ref, url):
 def test_printed_urls_lose_their_query_and_credentials():
     shown = launcher.public_url("https://user:pw@host:8443/m.zip?X-Amz-Signature=secret#f")
     assert shown == "https://host:8443/m.zip"
+    assert (
+        launcher.public_url("https://host:port/m.zip?sig=secret") == "(a URL that does not parse)"
+    )
+    line = "failed: 'https://h/a.zip?X-Amz-Signature=secret' and s3://u:pw@b/k?sig=secret, ok"
+    assert launcher.redact_urls(line) == "failed: 'https://h/a.zip' and s3://b/k, ok"
+
+
+def test_a_bad_mmar_argument_is_quoted_without_a_url_query():
+    with pytest.raises(launcher.LauncherError) as refused:
+        launcher.parse_args({**BASE, "Args/mmar": "URL:https://h/m.zip?X-Amz-Signature=secret"})
+    assert str(refused.value).endswith("got 'URL:https://h/m.zip'")
+
+
+OUTSIDE = ["/abs/ckpt", "../outside", "models/../../outside", "~/ckpt", ""]
+
+
+@pytest.mark.parametrize("value", OUTSIDE)
+def test_a_clara_checkpoint_folder_outside_the_mmar_is_refused(value, tmp_path: Path):
+    # Scalars and models are read from the MMAR only; a folder elsewhere would train unseen.
+    with pytest.raises(launcher.LauncherError) as refused:
+        clara(tmp_path, 1, {"DATASET_JSON": "dataset.json", "MMAR_CKPT_DIR": value})
+    assert str(refused.value) == (
+        "set MMAR_CKPT_DIR: expected a folder inside the MMAR (a relative path such as "
+        f"models/run1), got {value!r}; the launcher reads scalars and models from the MMAR only"
+    )
+    assert refused.value.exit_code == launcher.EXIT_PERMANENT
+
+
+def test_a_clara_checkpoint_folder_outside_the_mmar_in_the_environment_file_is_refused(
+    tmp_path: Path,
+):
+    mmar = make_mmar(tmp_path / "mmar")
+    environment = json.loads((mmar / "config" / "environment.json").read_text())
+    environment["MMAR_CKPT_DIR"] = "/workspace/models"
+    (mmar / "config" / "environment.json").write_text(json.dumps(environment))
+    args = launcher.parse_args({**BASE, "Args/set": set_list({"DATASET_JSON": "dataset.json"})})
+    data = make_data(tmp_path / "data")
+
+    with pytest.raises(launcher.LauncherError, match="^MMAR_CKPT_DIR of config/environment.json"):
+        launcher.plan_clara(args, root=str(mmar), local_copy=str(data), python="py")
+    # A set entry inside the MMAR replaces the file's value, so the run can go ahead.
+    args.overrides.append(("MMAR_CKPT_DIR", "runs/a"))
+    launcher.plan_clara(args, root=str(mmar), local_copy=str(data), python="py")
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("MMAR_CKPT_DIR", "/abs/ckpt", "set MMAR_CKPT_DIR: expected a folder inside the bundle"),
+        ("ckpt_dir", "../ckpt", "set ckpt_dir: expected a folder inside the bundle"),
+        ("output_dir", "/tmp/eval", "set output_dir: expected a folder inside the bundle"),
+        ("output_dir", "$@bundle_root + '/../eval'", "set output_dir: .* got the expression"),
+        ("bundle_root", "/elsewhere", "set bundle_root: the launcher sets bundle_root itself"),
+        ("dataset_dir", "/data", "set dataset_dir: the launcher sets dataset_dir itself"),
+    ],
+)
+def test_bundle_output_folders_outside_the_bundle_are_refused(key, value, message, tmp_path: Path):
+    bundle = make_bundle(tmp_path / "b")
+    data = make_data(tmp_path / "data")
+    params = {
+        **BASE,
+        "Args/runtime": "MonaiBundle",
+        "Args/training_arch": "",
+        "Args/config_file": "configs/train.json",
+        "Args/set": set_list({key: value}),
+    }
+    with pytest.raises(launcher.LauncherError, match=f"^{message}") as refused:
+        launcher.plan_bundle(
+            launcher.parse_args(params), root=str(bundle), local_copy=str(data), python="py"
+        )
+    assert refused.value.exit_code == launcher.EXIT_PERMANENT
+
+
+def test_the_trainer_environment_has_no_secret_but_what_training_needs(monkeypatch):
+    for name in launcher.SECRET_VARIABLES:
+        monkeypatch.setenv(name, f"secret value of {name}")
+    needed = {
+        "PATH": "/usr/local/bin:/usr/bin",
+        "PYTHONPATH": "/opt/medl",
+        "HOME": "/root",
+        "CUDA_VISIBLE_DEVICES": "0,1",
+        "CLEARML_TASK_ID": "0123456789abcdef0123456789abcdef",
+    }
+    for name, value in needed.items():
+        monkeypatch.setenv(name, value)
+
+    env = launcher.child_environment()
+    assert {"NGC_API_KEY", "NGC_CLI_API_KEY", "CLEARML_API_SECRET_KEY"} <= set(
+        launcher.SECRET_VARIABLES
+    )
+    assert not any("secret value of" in value for value in env.values())
+    assert {name: env.get(name) for name in needed} == needed
+    assert env["PYTHONUNBUFFERED"] == "1"

@@ -59,6 +59,43 @@ def test_bundle_from_the_model_zoo_is_downloaded_by_monai_bundle(
     assert len(result.models) == 2
 
 
+@pytest.mark.parametrize(
+    "spoil, extra_env, message",
+    [
+        (
+            lambda b, outside: (b / "models" / "pretrained.pt").symlink_to(outside),
+            {},
+            "bundle spleen_ct_segmentation:0.5.9: 'models/pretrained.pt' is a link that leaves ",
+        ),
+        (
+            lambda b, outside: (b / "models" / "pretrained.pt").write_bytes(b"w" * 4000),
+            {"CLARA_LAUNCHER_MAX_EXTRACTED_BYTES": "4000"},
+            "bundle spleen_ct_segmentation:0.5.9: {total} bytes is over the limit of 4000",
+        ),
+    ],
+    ids=["link out", "over the size limit"],
+)
+def test_a_zoo_bundle_is_checked_after_monai_unpacks_it(
+    spoil, extra_env, message, launch, dataset_id, tmp_path: Path
+):
+    zoo = tmp_path / "zoo"
+    bundle = make_bundle(zoo / "spleen_ct_segmentation")
+    outside = tmp_path / "host-secret.pt"
+    outside.write_bytes(b"not part of the bundle")
+    spoil(bundle, outside)
+    total = sum(p.stat().st_size for p in bundle.rglob("*") if p.is_file() and not p.is_symlink())
+    result = launch(
+        bundle_args(dataset_id, "bundle:spleen_ct_segmentation:0.5.9"),
+        extra_env={"FAKE_MONAI_ZOO": str(zoo), **extra_env},
+        name="bundle-zoo-refused",
+    )
+
+    assert result.returncode == 2, result.output[-3000:]
+    last = [line for line in result.output.splitlines() if line.strip()][-1]
+    assert last.startswith("clara-launcher: error: " + message.format(total=total))
+    assert "fake monai.bundle run" not in result.output and result.models == []
+
+
 def test_bundle_datalist_is_checked_and_passed_as_data_list_file_path(
     launch, dataset_id, tmp_path: Path
 ):

@@ -70,6 +70,23 @@ def test_set_entries_naming_environment_keys_go_into_its_copy_and_the_rest_to_th
     assert result.last_metric("val_mean_dice") == pytest.approx(0.9, abs=1e-6)
 
 
+def test_a_checkpoint_folder_outside_the_mmar_fails_before_training(
+    launch, dataset_id, tmp_path: Path
+):
+    mmar = make_mmar(tmp_path / "mmar")
+    outside = tmp_path / "checkpoints"
+    overrides = {"DATASET_JSON": "dataset.json", "MMAR_CKPT_DIR": str(outside)}
+    result = launch(clara_args(dataset_id, mmar, set=set_list(overrides)), name="clara-ckpt-out")
+
+    assert result.returncode == 2
+    assert last_line(result.output) == (
+        "clara-launcher: error: set MMAR_CKPT_DIR: expected a folder inside the MMAR (a relative "
+        f"path such as models/run1), got '{outside}'; the launcher reads scalars and models from "
+        "the MMAR only"
+    )
+    assert "fake medl.apps.train" not in result.output and not outside.exists()
+
+
 def test_a_missing_datalist_fails_the_run_naming_the_file(launch, dataset_id, tmp_path: Path):
     mmar = make_mmar(tmp_path / "mmar")
     args = clara_args(dataset_id, mmar, set=set_list({"DATASET_JSON": "splits/missing.json"}))

@@ -5,6 +5,7 @@ authn/NGC server over TLS), a ClearML artifact and a ClearML dataset."""
 import http.server
 import io
 import json
+import socketserver
 import ssl
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from typing import Dict, List
 
 import pytest
 
+import clara_launcher as launcher
 from conftest import HERE, fidelity, make_mmar, set_list
 from test_archives import make_tar
 
@@ -61,6 +63,7 @@ class Site:
             capture_output=True,
         )
         self.cert = cert
+        self.mmar_zip = mmar_zip
         self.requests: List[Dict[str, str]] = []
         site = self
 
@@ -96,6 +99,11 @@ class Site:
                     self.send(200, mmar_zip)
                 elif self.path == "/mmar.zip":
                     self.send(200, mmar_zip)
+                elif self.path == "/unsized/mmar.zip":
+                    # No Content-Length: the body ends when the connection closes (HTTP/1.0).
+                    self.send_response(200)
+                    self.end_headers()
+                    self.wfile.write(mmar_zip)
                 elif self.path == "/evil.tar.gz":
                     self.send(200, evil_tar)
                 elif self.path == "/to-http":
@@ -166,6 +174,106 @@ def test_a_hostile_archive_from_a_url_fails_the_run(launch, dataset_id, site, tm
     assert not any(p.name == "escape.sh" for p in tmp_path.parent.rglob("escape.sh"))
 
 
+def test_a_signed_url_is_downloaded_but_its_query_never_reaches_the_output(
+    launch, dataset_id, site
+):
+    url = f"{site.url}/signed/mmar.zip?X-Amz-Signature=secret&X-Amz-Credential=AKIA"
+    result = launch(args_for(dataset_id, f"url:{url}"), extra_env=site.env(), name="src-signed")
+
+    assert result.returncode == 0, result.output[-3000:]
+    assert f"MMAR url:{site.url}/signed/mmar.zip, 1 GPU(s)" in result.output
+    assert f"downloading the MMAR from {site.url}/signed/mmar.zip\n" in result.output
+    for text in (result.output, "\n".join(result.log)):
+        assert "secret" not in text and "X-Amz" not in text
+
+
+def test_a_download_over_the_size_limit_is_refused_as_it_streams(launch, dataset_id, site):
+    # The server sends no Content-Length, so only the bytes received can trip the limit.
+    limit = len(site.mmar_zip) - 1
+    result = launch(
+        args_for(dataset_id, f"url:{site.url}/unsized/mmar.zip"),
+        extra_env={**site.env(), "CLARA_LAUNCHER_MAX_ARCHIVE_BYTES": str(limit)},
+        name="src-too-big",
+    )
+    assert result.returncode == 2
+    assert result.output.rstrip().endswith(
+        f"clara-launcher: error: download of {site.url}/unsized/mmar.zip: over the limit of "
+        f"{limit} bytes"
+    )
+    assert result.models == []
+
+
+def test_a_download_declaring_more_than_the_limit_is_refused_and_leaves_no_file(
+    site, tmp_path: Path, monkeypatch
+):
+    monkeypatch.setenv("SSL_CERT_FILE", str(site.cert))
+    monkeypatch.setattr(launcher, "MAX_ARCHIVE_BYTES", 100)
+    dest = tmp_path / "mmar.archive"
+    with pytest.raises(launcher.LauncherError) as refused:
+        launcher.download(f"{site.url}/mmar.zip", str(dest))
+    assert str(refused.value) == (
+        f"download of {site.url}/mmar.zip: {len(site.mmar_zip)} bytes is over the limit of "
+        "100 bytes"
+    )
+    assert not dest.exists()
+    # The same download within the limit works (the refusal was the limit, not the TLS setup).
+    monkeypatch.setattr(launcher, "MAX_ARCHIVE_BYTES", len(site.mmar_zip))
+    assert Path(launcher.download(f"{site.url}/mmar.zip", str(dest))).read_bytes() == site.mmar_zip
+
+
+class Listener:
+    """A TCP port that records every connection made to it and answers nothing."""
+
+    def __init__(self) -> None:
+        self.connections: List[str] = []
+        listener = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self):
+                listener.connections.append(self.client_address[0])
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def listener():
+    server = Listener()
+    yield server
+    server.server.shutdown()
+    server.server.server_close()
+
+
+@pytest.mark.parametrize(
+    "authn, api, message",
+    [
+        ("http://127.0.0.1:{port}", "https://127.0.0.1:{port}", "CLARA_LAUNCHER_NGC_AUTHN_URL"),
+        ("https://127.0.0.1:{port}", "http://127.0.0.1:{port}", "CLARA_LAUNCHER_NGC_API_URL"),
+    ],
+    ids=["sign-in over http", "models over http"],
+)
+def test_ngc_over_plain_http_is_refused_before_the_key_is_sent(
+    authn, api, message, listener, tmp_path: Path, monkeypatch
+):
+    monkeypatch.setattr(launcher, "NGC_AUTHN_URL", authn.format(port=listener.port))
+    monkeypatch.setattr(launcher, "NGC_API_URL", api.format(port=listener.port))
+    monkeypatch.setenv("NGC_API_KEY", NGC_KEY)
+    args = launcher.parse_args(
+        {
+            "Args/dataset_task": "0123456789abcdef0123456789abcdef",
+            "Args/mmar": "ngc:clara_pt_spleen:4.1",
+            "Args/training_arch": "UNet",
+        }
+    )
+    with pytest.raises(launcher.LauncherError) as refused:
+        launcher.fetch_mmar(args, str(tmp_path), sdk=None)
+    assert str(refused.value).startswith(f"{message} (")
+    assert ": only https URLs are allowed, got http://127.0.0.1:" in str(refused.value)
+    assert refused.value.exit_code == launcher.EXIT_PERMANENT
+    assert listener.connections == []
+
+
 def test_a_redirect_to_plain_http_is_refused(launch, dataset_id, site):
     result = launch(
         args_for(dataset_id, f"url:{site.url}/to-http"), extra_env=site.env(), name="src-http"
@@ -186,6 +294,8 @@ def test_an_ngc_model_is_fetched_with_the_api_key_which_never_reaches_the_output
     assert "downloading the MMAR from NGC model clara_pt_spleen:4.1" in result.output
     assert NGC_KEY not in result.output and TOKEN not in result.output
     assert SIGNATURE not in result.output
+    # The launcher had the key and the ClearML keys; the trainer it started had none of them.
+    assert "fake medl.apps.train: credentials in its environment: none" in result.output
     # The bearer token went to NGC only, not on to the signed storage URL it redirected to.
     signed = [r for r in site.requests if r["path"].startswith("/signed/")]
     assert signed and all(r["auth"] == "" for r in signed)

@@ -9,6 +9,9 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from trainer_common import train  # noqa: E402
 
+# The launcher's secrets, which a trainer should never see (the launcher test asserts it).
+CREDENTIALS = ("NGC_API_KEY", "NGC_CLI_API_KEY", "CLEARML_API_ACCESS_KEY", "CLEARML_API_SECRET_KEY")
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="medl.apps.train")
@@ -32,6 +35,8 @@ def main() -> None:
         f"fake medl.apps.train: config {args.train_config}, model {config['model']['name']}",
         flush=True,
     )
+    seen = [name for name in CREDENTIALS if name in os.environ]
+    print(f"fake medl.apps.train: credentials in its environment: {seen or 'none'}", flush=True)
 
     with open(variables["DATASET_JSON"]) as f:
         datalist = json.load(f)

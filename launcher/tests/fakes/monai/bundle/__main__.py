@@ -1,6 +1,6 @@
 """Fake `python -m monai.bundle run --config_file F [--meta_file M] [--logging_file L] [--id V ...]`
 and `python -m monai.bundle download --name N [--version V] --bundle_dir D` (`clara-mmar.md` §6).
-Downloads copy `$FAKE_MONAI_ZOO/<name>` (a local stand-in for the Model Zoo)."""
+Downloads copy `$FAKE_MONAI_ZOO/<name>`, links as links (a local stand-in for the Model Zoo)."""
 
 import ast
 import glob
@@ -60,7 +60,8 @@ def download(opts) -> None:
     source = os.path.join(os.environ["FAKE_MONAI_ZOO"], opts["name"])
     if not os.path.isdir(source):
         sys.exit(f"fake monai.bundle download: no bundle {opts['name']}")
-    shutil.copytree(source, os.path.join(opts["bundle_dir"], opts["name"]))
+    # Links are kept, as MONAI's tar branch (tarfile.extractall) makes them.
+    shutil.copytree(source, os.path.join(opts["bundle_dir"], opts["name"]), symlinks=True)
     print(
         f"fake monai.bundle download: {opts['name']} version {opts.get('version', 'latest')}",
         flush=True,
