@@ -10,6 +10,7 @@ import {
   createTestNamespace,
   deleteTestNamespace,
   testKubeConfig,
+  waitFor,
 } from '../harness/cluster-env.ts';
 import { installCrd } from '../harness/crd.ts';
 import {
@@ -17,6 +18,7 @@ import {
   createDataset,
   createInstance,
   exampleInstance,
+  readInstance,
   startOperator,
   waitForStatus,
 } from '../harness/operator-env.ts';
@@ -136,6 +138,30 @@ describe('problems the user fixes outside the resource', () => {
     expect([...env.emulator.state.queues.values()].some((q) => q.name === 'no-such-queue')).toBe(
       false,
     );
+  });
+
+  test('an instance blocked on a missing queue is deleted: its never-queued task is archived', async () => {
+    // The task was created but never enqueued; the server refuses created -> stopped, so the
+    // deletion must archive it as it is rather than wait on a stop forever.
+    await createInstance(kc, namespace, instance('gone-queue', { queue: 'no-such-queue-2' }));
+    await blockedWith('gone-queue', 'QueueNotFound');
+    const taskId = (await readInstance(kc, namespace, 'gone-queue'))!.status!.taskId!;
+    expect(env.emulator.state.tasks.get(taskId)?.status).toBe('created');
+
+    await custom.deleteNamespacedCustomObject({
+      group: 'clara-operator.io',
+      version: 'v1alpha1',
+      namespace,
+      plural: 'clarainstances',
+      name: 'gone-queue',
+    });
+    await waitFor(
+      async () => ((await readInstance(kc, namespace, 'gone-queue')) ? undefined : true),
+      { what: 'instance gone-queue to be gone', timeoutMs: 30_000 },
+    );
+    const task = env.emulator.state.tasks.get(taskId);
+    expect(task?.status).toBe('created');
+    expect(task?.system_tags).toContain('archived');
   });
 
   test('a missing queue is created when the instance allows it (createQueue: true)', async () => {

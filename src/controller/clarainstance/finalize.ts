@@ -23,7 +23,10 @@ import { writeProblem } from './status-writer.ts';
 /** How long an agent gets to stop a running task before the operator marks it stopped itself. */
 const STOP_GRACE_MS = 30_000;
 const STOP_RECHECK_MS = 3_000;
-const LIVE = new Set(['created', 'queued', 'in_progress']);
+/** Statuses with something to stop. A `created` task (never enqueued, e.g. its queue was
+ * missing) has nothing running and is archived or deleted as it is: the server refuses
+ * created -> stopped without force. */
+const LIVE = new Set(['queued', 'in_progress']);
 
 /** Runs the deletion of `obj` (its deletionTimestamp is set). See the module comment. */
 export async function finalize(ctx: ReconcileContext, obj: ClaraObject): Promise<ReconcileResult> {
