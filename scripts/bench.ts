@@ -20,14 +20,22 @@
  * as a missed target does; so does a measurement that cannot be trusted (no polling seen, no
  * writes counted while the instances were applied, no memory reading).
  *
- * Usage: node scripts/bench.ts [--sizes 100,1000,5000] [--poll-interval 5s] [--idle-seconds 60]
- * [--heap-mb N] (default: the chart's maxOldSpaceSizeMb; 0 for no ceiling)
+ * Usage: see USAGE below (`npm run bench -- --help`). The full default run rewrites BENCHMARKS.md;
+ * a run with other sizes writes .cache/benchmarks.md unless --output names a file.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 
 import * as k8s from '@kubernetes/client-node';
@@ -226,6 +234,8 @@ async function benchSize(
     },
   });
   let operator: Awaited<ReturnType<typeof startOperator>> | undefined;
+  // The control plane's and the operator's logs stay for a size that failed, and go otherwise.
+  let completed = false;
   try {
     await installCrd(kc);
     const core = kc.makeApiClient(k8s.CoreV1Api);
@@ -369,6 +379,7 @@ async function benchSize(
     operator = undefined;
     log(`  naive baseline: ${naive.toFixed(1)} ClearML requests per poll interval`);
 
+    completed = true;
     return {
       n,
       createSeconds,
@@ -389,6 +400,8 @@ async function benchSize(
     if (operator) await stopOperator(operator.child);
     await emulator.stop();
     await stopCluster(cluster);
+    if (completed) rmSync(dir, { recursive: true, force: true });
+    else log(`  logs of N = ${n} kept in ${dir}`);
   }
 }
 
@@ -463,20 +476,76 @@ function report(results: Result[], command: string): string {
   ].join('\n');
 }
 
+const DEFAULT_SIZES = '100,1000,5000';
+
+const USAGE = `usage: npm run bench -- [options]
+
+The operator at scale against a fresh local control plane and the ClearML emulator, for each size:
+apply-to-enqueued latency, ClearML requests per poll, idle status writes, peak RSS, resync time,
+and a naive baseline. Prints a table; exits 1 when a target is missed.
+
+  --sizes N,N,...      instance counts, positive integers (default ${DEFAULT_SIZES})
+  --poll-interval Ns   the operator's poll interval, whole seconds (default 5s)
+  --idle-seconds N     how long idle status writes are counted, seconds (default 60)
+  --heap-mb N          the operator's V8 old-space ceiling in MiB (default: the chart's
+                       maxOldSpaceSizeMb; 0 for no ceiling)
+  --output FILE        where the table goes (default: BENCHMARKS.md for the default sizes,
+                       .cache/benchmarks.md for any other, so a small run does not replace the
+                       published numbers)
+  --help               this text
+`;
+
+/** A whole number within bounds, or an error naming the option and what it expects. */
+function wholeNumber(option: string, value: string, min: number): number {
+  if (!/^\d+$/.test(value.trim()) || Number(value) < min) {
+    throw new UsageError(`--${option}: expected a whole number of at least ${min}, got '${value}'`);
+  }
+  return Number(value);
+}
+
+class UsageError extends Error {}
+
+function parseOptions() {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      options: {
+        sizes: { type: 'string', default: DEFAULT_SIZES },
+        'poll-interval': { type: 'string', default: '5s' },
+        'idle-seconds': { type: 'string', default: '60' },
+        output: { type: 'string' },
+        'heap-mb': { type: 'string' },
+        help: { type: 'boolean', default: false },
+      },
+    }));
+  } catch (err) {
+    throw new UsageError(err instanceof Error ? err.message : String(err));
+  }
+  if (values.help) {
+    process.stdout.write(USAGE);
+    process.exit(0);
+  }
+  const pollSeconds = /^(\d+)s$/.exec(values['poll-interval'])?.[1];
+  if (pollSeconds === undefined || Number(pollSeconds) < 1) {
+    throw new UsageError(
+      `--poll-interval: expected whole seconds of at least 1, e.g. 5s, got '${values['poll-interval']}'`,
+    );
+  }
+  const sizes = values.sizes.split(',').map((size) => wholeNumber('sizes', size, 1));
+  const idleSeconds = wholeNumber('idle-seconds', values['idle-seconds'], 1);
+  const heapMb =
+    values['heap-mb'] !== undefined ? wholeNumber('heap-mb', values['heap-mb'], 0) : undefined;
+  const output =
+    values.output ??
+    (values.sizes === DEFAULT_SIZES
+      ? join(REPO_ROOT, 'BENCHMARKS.md')
+      : join(REPO_ROOT, '.cache', 'benchmarks.md'));
+  return { values, pollMs: Number(pollSeconds) * 1000, sizes, idleSeconds, heapMb, output };
+}
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      sizes: { type: 'string', default: '100,1000,5000' },
-      'poll-interval': { type: 'string', default: '5s' },
-      'idle-seconds': { type: 'string', default: '60' },
-      output: { type: 'string', default: join(REPO_ROOT, 'BENCHMARKS.md') },
-      'heap-mb': { type: 'string' },
-    },
-  });
-  const pollMs = Number(/^(\d+)s$/.exec(values['poll-interval'])?.[1] ?? NaN) * 1000;
-  if (!Number.isFinite(pollMs)) throw new Error('--poll-interval must be whole seconds, e.g. 5s');
-  const sizes = values.sizes.split(',').map(Number);
-  if (values['heap-mb'] !== undefined) HEAP_MB = Number(values['heap-mb']);
+  const { values, pollMs, sizes, idleSeconds, heapMb, output } = parseOptions();
+  if (heapMb !== undefined) HEAP_MB = heapMb;
   log('== npm run build (the operator runs compiled, as in its image)');
   const build = spawn('npm', ['run', 'build'], {
     cwd: REPO_ROOT,
@@ -490,7 +559,7 @@ async function main(): Promise<void> {
       await benchSize(n, {
         pollInterval: values['poll-interval'],
         pollMs,
-        idleSeconds: Number(values['idle-seconds']),
+        idleSeconds,
       }),
     );
   }
@@ -498,11 +567,12 @@ async function main(): Promise<void> {
   const command = `npm run bench -- --sizes ${values.sizes} --poll-interval ${values['poll-interval']} --idle-seconds ${values['idle-seconds']}${heap}`;
   // Formatted as `npm run lint` checks it, so a fresh BENCHMARKS.md can be committed as written.
   const text = await prettier.format(report(results, command), {
-    ...(await prettier.resolveConfig(values.output)),
-    filepath: values.output,
+    ...(await prettier.resolveConfig(output)),
+    filepath: output,
   });
-  writeFileSync(values.output, text);
-  process.stdout.write(`\n${text}`);
+  mkdirSync(dirname(output), { recursive: true });
+  writeFileSync(output, text);
+  process.stdout.write(`\n${text}\n(written to ${output})\n`);
   const missed = results.flatMap(misses);
   if (missed.length > 0) {
     process.stderr.write(`\ntargets missed:\n  ${missed.join('\n  ')}\n`);
@@ -511,6 +581,10 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
+  if (err instanceof UsageError) {
+    process.stderr.write(`bench: ${err.message}\n\n${USAGE}`);
+    process.exit(2);
+  }
   process.stderr.write(
     `bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
   );
