@@ -13,6 +13,7 @@ import { API_VERSION, KIND, parseClaraInstance, PLURAL } from '../../api/clarain
 import { MAX_PAGE_SIZE } from '../../clearml/index.ts';
 import type { ClearmlClient, ClearmlClientOptions } from '../../clearml/index.ts';
 import {
+  ConflictError,
   createApiSource,
   makeApiClient,
   objectKey,
@@ -198,7 +199,16 @@ export class ClaraInstanceController {
           return result;
         } catch (err) {
           this.#opts.onReconcile?.('error', performance.now() - startedMs);
-          log.warn({ err: summarize(err) }, 'reconcile failed; will retry with backoff');
+          if (err instanceof ConflictError) {
+            // The cache had not yet seen the object's newest write (often the operator's own):
+            // expected, and the retry reads the newer version. Not worth a warning.
+            log.debug(
+              { err: summarize(err) },
+              'object changed since it was read; reconciling again',
+            );
+          } else {
+            log.warn({ err: summarize(err) }, 'reconcile failed; will retry with backoff');
+          }
           throw err;
         }
       },
