@@ -193,6 +193,26 @@ describe('trouble during the run', () => {
     await createInstance(kc, namespace, instance('huge', { queue: 'q-huge', agent: { gpus: 16 } }));
     const condition = await blockedWith('huge', 'Unschedulable');
     expect(condition.message).toContain('Insufficient nvidia.com/gpu');
+    // The Warning event carries the cause, not the phase change it came with.
+    const warning = env.events.events.find((e) => e.name === 'huge' && e.type === 'Warning');
+    expect(warning).toMatchObject({ reason: 'Unschedulable', note: condition.message });
+  });
+
+  test('a queued run whose pod cannot be scheduled gets a Warning event without a phase change', async () => {
+    // Nobody serves this queue, so the task stays queued while the pod waits for 16 GPUs.
+    await createInstance(
+      kc,
+      namespace,
+      instance('huge-queued', { queue: 'q-huge-queued', createQueue: true, agent: { gpus: 16 } }),
+    );
+    const condition = await blockedWith('huge-queued', 'Unschedulable');
+    expect((await readInstance(kc, namespace, 'huge-queued'))?.status?.phase).toBe('Queued');
+    const warnings = env.events.events.filter(
+      (e) => e.name === 'huge-queued' && e.type === 'Warning',
+    );
+    expect(warnings).toEqual([
+      expect.objectContaining({ reason: 'Unschedulable', note: condition.message }),
+    ]);
   });
 
   test('a task that fails ends Failed with the tail of its log', async () => {

@@ -132,17 +132,24 @@ export async function writeStatusIfChanged(
   status: ClaraInstanceStatus,
 ): Promise<ClaraObject> {
   const written = await ctx.api.replaceStatus(obj, status);
+  if (written === obj) return written;
   const from = obj.status?.phase;
-  if (from !== status.phase && written !== obj) {
+  // One event per phase transition, and one when the run becomes blocked on something a user
+  // must fix without its phase changing (a Queued run whose pod cannot be scheduled): a
+  // Warning named after the cause (Ready False for any reason but a suspend), with its message.
+  const ready = status.conditions?.find((c) => c.type === 'Ready');
+  const warning = ready?.status === 'False' && ready.reason !== 'Suspended';
+  const before = obj.status?.conditions?.find((c) => c.type === 'Ready');
+  const newProblem = warning && (before?.status !== 'False' || before.reason !== ready.reason);
+  if (from !== status.phase) {
     ctx.log.info({ from, to: status.phase, taskId: status.taskId }, 'phase changed');
-    // One event per phase transition; a Warning, named after the cause, when the run failed or
-    // is blocked on something a user must fix (Ready False for any reason but a suspend).
-    const ready = status.conditions?.find((c) => c.type === 'Ready');
-    const warning = ready?.status === 'False' && ready.reason !== 'Suspended';
+  }
+  if (from !== status.phase || newProblem) {
     ctx.events.record(written, {
       type: warning ? 'Warning' : 'Normal',
       reason: (warning ? ready.reason : status.phase) ?? 'Pending',
-      note: status.message ?? `phase ${from ?? 'none'} -> ${status.phase}`,
+      note:
+        (warning ? ready.message : status.message) ?? `phase ${from ?? 'none'} -> ${status.phase}`,
     });
   }
   return written;
