@@ -89,8 +89,13 @@ export const setOverridesSchema = boundedMap(z.string().max(1024), 64).superRefi
   if (keys.some((k) => k === '')) {
     ctx.addIssue({ code: 'custom', message: RULE_MESSAGES.setKeyNotEmpty });
   }
-  if (keys.some((k) => k !== '' && !SET_KEY.test(k))) {
-    ctx.addIssue({ code: 'custom', message: RULE_MESSAGES.setKeyIdentifier });
+  // Names the first offending key, as the CRD's messageExpression does.
+  const notIdentifier = keys.find((k) => k !== '' && !SET_KEY.test(k));
+  if (notIdentifier !== undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `${RULE_MESSAGES.setKeyIdentifier}; '${notIdentifier}' is not`,
+    });
   }
   if (keys.some((k) => k.length > MAX_SET_KEY_LENGTH)) {
     ctx.addIssue({ code: 'custom', message: RULE_MESSAGES.setKeyLength });

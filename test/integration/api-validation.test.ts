@@ -21,6 +21,7 @@ import { INVALID_STATUS_CASES, RUNNING_STATUS } from '../fixtures/status-instanc
 import { VALID_CASES, validManifest } from '../fixtures/valid-instances.ts';
 import { claraInstance } from '../fixtures/clara-instance.ts';
 import { claraInstanceStatusSchema } from '../../src/api/clarainstance-status.ts';
+import { RULE_MESSAGES } from '../../src/api/rule-messages.ts';
 
 const kc = testKubeConfig();
 let namespace: string;
@@ -72,6 +73,14 @@ describe('apiserver and zod agree', () => {
       named: true,
     });
     expect(parseClaraInstance(manifest).ok).toBe(false);
+  });
+
+  test('kubectl names the set key that is not an identifier (messageExpression)', async () => {
+    const manifest = claraInstance({ spec: { set: { epochs: '3', 'learning-rate': '1e-4' } } });
+    const result = await dryRunCreate(manifest);
+    expect(result.stderr).toContain(
+      `spec.set: Invalid value: ${RULE_MESSAGES.setKeyIdentifier}; 'learning-rate' is not`,
+    );
   });
 });
 

@@ -28,10 +28,22 @@ describe('zod schema of a ClaraInstance', () => {
     const problems = result.ok ? [] : result.problems;
     const atField = problems.filter((p) => p.field === dotted(c.field));
     expect(atField).not.toHaveLength(0);
-    // A CEL rule's message is shared with zod word for word.
+    // A CEL rule's message is shared with zod word for word (a rule whose messageExpression
+    // adds the offending value adds it after '; ').
     if (ruleMessages.has(c.message)) {
-      expect(atField.map((p) => p.message)).toContain(c.message);
+      const shared = atField.filter(
+        (p) => p.message === c.message || p.message.startsWith(`${c.message}; `),
+      );
+      expect(shared.map((p) => p.message)).not.toHaveLength(0);
     }
+  });
+
+  test('a set key that is not an identifier is named, as the CRD names it', () => {
+    const manifest = claraInstance({ spec: { set: { epochs: '3', 'learning-rate': '1e-4' } } });
+    const result = parseClaraInstance(manifest);
+    expect(result.ok ? [] : result.problems.map((p) => p.message)).toContain(
+      `${RULE_MESSAGES.setKeyIdentifier}; 'learning-rate' is not`,
+    );
   });
 
   test('applies the CRD defaults to a minimal spec', () => {
