@@ -69,7 +69,7 @@ export async function follow(
     const status = obj?.status;
     const dice = status?.metrics?.val_mean_dice?.latest;
     const line =
-      `  phase ${status?.phase ?? '-'}` +
+      `  phase ${status?.phase ?? '(not set yet)'}` +
       (status?.taskId ? `, task ${status.taskId}` : '') +
       (status?.agentPod ? `, pod ${status.agentPod}` : '') +
       (dice !== undefined
