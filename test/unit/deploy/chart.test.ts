@@ -366,6 +366,15 @@ describe('values', () => {
     { set: { pollInterval: 'soon' }, error: "at '/pollInterval': 'soon' does not match pattern" },
     { set: { workers: '0' }, error: "at '/workers': minimum: got 0, want 1" },
     { set: { colour: 'blue' }, error: "additional properties 'colour' not allowed" },
+    // resources is checked at template time, naming the value, not left to the apiserver.
+    {
+      set: { 'resources.limits.cpu': 'lots' },
+      error: "at '/resources/limits/cpu': 'lots' does not match pattern",
+    },
+    {
+      set: { 'resources.limit.memory': '1Gi' },
+      error: "at '/resources': additional properties 'limit' not allowed",
+    },
     {
       set: { 'web.expose': 'true' },
       error: 'web.expose needs web.tokenSecret.name: an exposed web view asks for a bearer token',
@@ -400,11 +409,11 @@ describe('values', () => {
     },
     {
       set: { 'resources.limits.memory': '256 Mi' },
-      error: 'resources.limits.memory "256 Mi" is not a memory quantity the chart can read',
+      error: "at '/resources/limits/memory': '256 Mi' does not match pattern",
     },
     {
       set: { 'resources.limits.memory': '2GB' },
-      error: 'resources.limits.memory "2GB" is not a memory quantity the chart can read',
+      error: "at '/resources/limits/memory': '2GB' does not match pattern",
     },
     {
       // m is a thousandth of a byte: 256m is no memory at all, and the message shows it.
