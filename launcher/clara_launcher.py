@@ -58,9 +58,24 @@ EXIT_RETRIABLE = 3
 EXIT_TRAINING = 4
 
 # Limits for archives; the environment may lower or raise them (bytes, members).
-MAX_ARCHIVE_BYTES = int(os.environ.get("CLARA_LAUNCHER_MAX_ARCHIVE_BYTES", str(20 << 30)))
-MAX_EXTRACTED_BYTES = int(os.environ.get("CLARA_LAUNCHER_MAX_EXTRACTED_BYTES", str(50 << 30)))
-MAX_MEMBERS = int(os.environ.get("CLARA_LAUNCHER_MAX_MEMBERS", "200000"))
+# Settings that do not parse are reported by main() as the run's error (exit 2), not as a
+# traceback at import.
+SETTING_PROBLEMS: List[str] = []
+
+
+def _limit(variable: str, default: int) -> int:
+    raw = os.environ.get(variable, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        SETTING_PROBLEMS.append(f"{variable}: expected a whole number of at least 1, got {raw!r}")
+        return default
+    return int(raw)
+
+
+MAX_ARCHIVE_BYTES = _limit("CLARA_LAUNCHER_MAX_ARCHIVE_BYTES", 20 << 30)
+MAX_EXTRACTED_BYTES = _limit("CLARA_LAUNCHER_MAX_EXTRACTED_BYTES", 50 << 30)
+MAX_MEMBERS = _limit("CLARA_LAUNCHER_MAX_MEMBERS", 200000)
 
 NGC_API_URL = os.environ.get("CLARA_LAUNCHER_NGC_API_URL", "https://api.ngc.nvidia.com")
 NGC_AUTHN_URL = os.environ.get("CLARA_LAUNCHER_NGC_AUTHN_URL", "https://authn.nvidia.com")
@@ -1290,6 +1305,8 @@ def run_forwarding(
 class Sdk:
     """The few ClearML SDK calls the launcher makes, on the task it runs as."""
 
+    task: Any
+
     def __init__(self) -> None:
         if not os.environ.get("CLEARML_TASK_ID"):
             raise LauncherError(
@@ -1302,11 +1319,22 @@ class Sdk:
             raise LauncherError(
                 "the clearml package is not installed in the training image"
             ) from None
-        self.task: Any = Task.init(
-            auto_connect_arg_parser=False,
-            auto_connect_frameworks=False,
-            auto_resource_monitoring=False,
-        )
+        # The SDK retries an unreachable server for a long time without a word: say where.
+        host = os.environ.get("CLEARML_API_HOST") or "the api_server of clearml.conf"
+        say(f"connecting to ClearML at {host} as task {os.environ['CLEARML_TASK_ID']}")
+        try:
+            self.task = Task.init(
+                auto_connect_arg_parser=False,
+                auto_connect_frameworks=False,
+                auto_resource_monitoring=False,
+            )
+        except Exception as err:
+            if type(err).__name__ != "MissingConfigError":
+                raise
+            raise LauncherError(
+                "ClearML is not configured: set CLEARML_API_HOST, CLEARML_API_ACCESS_KEY and "
+                "CLEARML_API_SECRET_KEY (clearml-agent sets them for the task it runs)"
+            ) from None
         self.logger: Any = self.task.get_logger()
 
     def parameters(self) -> Dict[str, str]:
@@ -1438,6 +1466,8 @@ def main() -> int:
     sdk: Optional[Sdk] = None
     work = os.environ.get("CLARA_LAUNCHER_WORK_DIR") or tempfile.mkdtemp(prefix="clara-run-")
     try:
+        if SETTING_PROBLEMS:
+            raise LauncherError("; ".join(SETTING_PROBLEMS))
         sdk = Sdk()
         launch(sdk, work)
         return 0

@@ -2,12 +2,15 @@
 the trainer command lines for one and several GPUs."""
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 import clara_launcher as launcher
-from conftest import make_bundle, make_data, make_mmar, set_list
+from conftest import LAUNCHER, make_bundle, make_data, make_mmar, set_list
 
 BASE = {
     "Args/runtime": "ClaraTrain",
@@ -350,3 +353,39 @@ def test_the_trainer_environment_has_no_secret_but_what_training_needs(monkeypat
     assert not any("secret value of" in value for value in env.values())
     assert {name: env.get(name) for name in needed} == needed
     assert env["PYTHONUNBUFFERED"] == "1"
+
+
+def run_alone(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    """The launcher outside any agent, with no ClearML configuration but what `env` gives."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("CLEARML_", "CLARA_"))}
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    return subprocess.run(
+        [sys.executable, str(LAUNCHER)],
+        env={**base, "HOME": str(home), "CLEARML_TASK_ID": "0" * 32, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_limit_that_is_not_a_number_is_the_run_error_not_a_traceback(tmp_path: Path):
+    result = run_alone(tmp_path, CLARA_LAUNCHER_MAX_MEMBERS="abc")
+    assert result.returncode == launcher.EXIT_PERMANENT
+    assert result.stdout.splitlines()[-1] == (
+        "clara-launcher: error: CLARA_LAUNCHER_MAX_MEMBERS: expected a whole number of at least 1, "
+        "got 'abc'"
+    )
+    assert "Traceback" not in result.stderr
+
+
+def test_no_clearml_configuration_is_a_permanent_error_that_says_what_to_set(tmp_path: Path):
+    result = run_alone(tmp_path)
+    assert result.returncode == launcher.EXIT_PERMANENT, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("clara-launcher: connecting to ClearML at the api_server of")
+    assert lines[-1] == (
+        "clara-launcher: error: ClearML is not configured: set CLEARML_API_HOST, "
+        "CLEARML_API_ACCESS_KEY and CLEARML_API_SECRET_KEY (clearml-agent sets them for the task "
+        "it runs)"
+    )
