@@ -19,6 +19,7 @@ import * as k8s from '@kubernetes/client-node';
 import { parse as parseYaml } from 'yaml';
 
 import { GROUP, PLURAL, VERSION } from '../src/api/clarainstance.ts';
+import { CLEARML_ID } from '../src/api/patterns.ts';
 import type { ClaraObject } from '../src/controller/clarainstance/clara-api.ts';
 import { ClearmlClient, ClearmlError } from '../src/clearml/index.ts';
 import { waitFor } from '../test/harness/cluster-env.ts';
@@ -67,7 +68,7 @@ export async function realDemo(opts: RealDemoOptions): Promise<void> {
       '--real needs --dataset-task <id>: the ClearML Dataset with the Decathlon spleen data ' +
         '(imagesTr/, labelsTr/ and dataset.json) on your server',
     );
-  if (!/^[0-9a-f]{32}$/.test(opts.datasetTask))
+  if (!CLEARML_ID.test(opts.datasetTask))
     throw new DemoError(
       `--dataset-task ${opts.datasetTask}: expected a ClearML task id (32 lowercase hex characters)`,
     );

@@ -32,7 +32,7 @@ import { waitFor } from '../test/harness/cluster-env.ts';
 import { installCrd } from '../test/harness/crd.ts';
 import { HarnessError } from '../test/harness/errors.ts';
 import { GPU_RESOURCE, loadKubeConfig } from '../test/harness/cluster.ts';
-import { createCredentialsSecret, createDataset } from '../test/harness/operator-env.ts';
+import { createDataset, replaceCredentialsSecret } from '../test/harness/operator-env.ts';
 import { freePort } from '../test/harness/operator-process.ts';
 import { displayPath, DOWN_COMMAND, up } from './cluster.ts';
 import {
@@ -93,11 +93,7 @@ async function localDemo(): Promise<void> {
 
   step(3, STEPS, `CRD, namespace ${NAMESPACE} and the credentials Secret the example names`);
   await installCrd(kc);
-  await core.createNamespace({ body: { metadata: { name: NAMESPACE } } }).catch(ignoreConflict);
-  await core
-    .deleteNamespacedSecret({ namespace: NAMESPACE, name: 'clearml-credentials' })
-    .catch(() => undefined);
-  await createCredentialsSecret(kc, {
+  await replaceCredentialsSecret(kc, {
     namespace: NAMESPACE,
     name: 'clearml-credentials',
     emulator,
@@ -191,10 +187,6 @@ function kubectl(binary: string, args: string[]): Promise<string> {
         : reject(new HarnessError(`kubectl ${args.join(' ')}: ${out.trim()}`)),
     );
   });
-}
-
-function ignoreConflict(err: unknown): void {
-  if (!(err instanceof k8s.ApiException && err.code === 409)) throw err;
 }
 
 async function main(): Promise<void> {

@@ -6,7 +6,8 @@ import { parseArgs } from 'node:util';
 
 import * as k8s from '@kubernetes/client-node';
 
-import { createCredentialsSecret, createDataset } from '../harness/operator-env.ts';
+import { CLEARML_ID } from '../../src/api/patterns.ts';
+import { createDataset, replaceCredentialsSecret } from '../harness/operator-env.ts';
 import { startEmulator } from './emulator.ts';
 
 const USAGE = `Usage: npm run emulator -- [--port N] [--files-port N] [--host H] [--worker-queue NAME]...
@@ -56,7 +57,7 @@ if (values.help) {
   process.exit(0);
 }
 for (const id of values.dataset) {
-  if (!/^[0-9a-f]{32}$/.test(id)) usageError(`--dataset: expected 32 hex digits, got '${id}'`);
+  if (!CLEARML_ID.test(id)) usageError(`--dataset: expected 32 hex digits, got '${id}'`);
 }
 const secretRef = values['credentials-secret']?.split('/');
 if (secretRef && (secretRef.length !== 2 || !secretRef[0] || !secretRef[1])) {
@@ -78,17 +79,8 @@ if (secretRef && values.kubeconfig) {
   const [namespace, name] = secretRef as [string, string];
   const kc = new k8s.KubeConfig();
   kc.loadFromFile(values.kubeconfig);
-  const core = kc.makeApiClient(k8s.CoreV1Api);
   try {
-    await core
-      .createNamespace({ body: { metadata: { name: namespace } } })
-      .catch((err: unknown) => {
-        if ((err as { code?: number }).code !== 409) throw err;
-      });
-    await core.deleteNamespacedSecret({ namespace, name }).catch((err: unknown) => {
-      if ((err as { code?: number }).code !== 404) throw err;
-    });
-    await createCredentialsSecret(kc, { namespace, name, emulator });
+    await replaceCredentialsSecret(kc, { namespace, name, emulator });
   } catch (err) {
     process.stderr.write(
       `emulator: could not write Secret ${namespace}/${name} through ${values.kubeconfig}: ${(err as Error).message}\n`,

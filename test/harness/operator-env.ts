@@ -10,6 +10,7 @@ import * as k8s from '@kubernetes/client-node';
 import { parse as parseYaml } from 'yaml';
 
 import { API_VERSION, GROUP, PLURAL, VERSION } from '../../src/api/clarainstance.ts';
+import { httpStatusOf } from '../../src/k8s/index.ts';
 import type { ClaraObject } from '../../src/controller/clarainstance/clara-api.ts';
 import type { EventNote, EventSink } from '../../src/controller/clarainstance/context.ts';
 import { ClaraInstanceController } from '../../src/controller/clarainstance/controller.ts';
@@ -149,6 +150,28 @@ export function createDataset(
   emulator.state.tasks.delete(created);
   emulator.state.tasks.set(id, { ...doc, id });
   return id;
+}
+
+/**
+ * Points `namespace`/`name` at the emulator for a hand-run or demo: creates the namespace when
+ * missing and replaces a Secret of that name left from an earlier emulator.
+ */
+export async function replaceCredentialsSecret(
+  kc: k8s.KubeConfig,
+  opts: { namespace: string; name: string; emulator: RunningEmulator },
+): Promise<void> {
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  await core
+    .createNamespace({ body: { metadata: { name: opts.namespace } } })
+    .catch((err: unknown) => {
+      if (httpStatusOf(err) !== 409) throw err;
+    });
+  await core
+    .deleteNamespacedSecret({ namespace: opts.namespace, name: opts.name })
+    .catch((err: unknown) => {
+      if (httpStatusOf(err) !== 404) throw err;
+    });
+  await createCredentialsSecret(kc, opts);
 }
 
 /** Creates the credentials Secret for the emulator in `namespace`. */
